@@ -1,0 +1,107 @@
+# portcullis build. `make` builds build/portcullis (optimised);
+# `make test` installs dependencies, builds the sanitizer build and runs unit
+# and end-to-end tests; `make run` starts the example configuration.
+
+PREFIX     ?= /usr/local
+CC         ?= cc
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+PYTHON     ?= /usr/bin/python3
+
+PKGS     := libevent libevent_openssl libevent_pthreads openssl jansson yaml-0.1 hiredis
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+CSTD     := -std=c11 -D_GNU_SOURCE
+INCS     := -Iinclude -I$(LLHTTP_INC) $(PKG_CFLAGS)
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+DEFS     := -DPC_VERSION=\"$(VERSION)\"
+
+REL_FLAGS  := -O2 -g -fno-plt
+SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+SRCS     := $(sort $(wildcard src/*.c src/*/*.c))
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LLHTTP_SRCS := $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c $(LLHTTP_DIR)/llhttp.c
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+
+REL_OBJS  := $(patsubst src/%.c,build/obj/%.o,$(SRCS))
+SAN_OBJS  := $(patsubst src/%.c,build/san/obj/%.o,$(SRCS))
+SAN_LIB_OBJS := $(patsubst src/%.c,build/san/obj/%.o,$(LIB_SRCS))
+REL_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/obj/llhttp/%.o,$(LLHTTP_SRCS))
+SAN_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/san/obj/llhttp/%.o,$(LLHTTP_SRCS))
+UNIT_OBJS := $(patsubst tests/unit/%.c,build/san/unit/%.o,$(UNIT_SRCS))
+
+.PHONY: all san deps run test unit e2e bench fuzz clean install format
+
+all: build/portcullis
+
+deps:
+	@./scripts/install-deps.sh
+
+build/portcullis: $(REL_OBJS) $(REL_LLHTTP)
+	$(CC) $(REL_FLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+
+san: build/san/portcullis build/san/unit_tests
+
+build/san/portcullis: $(SAN_OBJS) $(SAN_LLHTTP)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+
+build/san/libportcullis.a: $(SAN_LIB_OBJS) $(SAN_LLHTTP)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/san/unit_tests: $(UNIT_OBJS) build/san/libportcullis.a
+	$(CC) $(SAN_FLAGS) -o $@ $(UNIT_OBJS) build/san/libportcullis.a $(PKG_LIBS) -lcriterion -lpthread -lm
+
+build/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(REL_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
+
+build/san/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(SAN_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
+
+build/san/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(SAN_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
+
+# llhttp is third-party generated code from Debian's node-llhttp: compiled
+# from its installed sources, never copied, and not held to our warnings.
+build/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_FLAGS) -I$(LLHTTP_INC) -w -c -o $@ $<
+
+build/san/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -I$(LLHTTP_INC) -w -c -o $@ $<
+
+run: deps build/portcullis
+	@./scripts/run-demo.sh
+
+unit: build/san/unit_tests
+	ASAN_OPTIONS=detect_leaks=1 ./build/san/unit_tests --jobs 2
+
+e2e: build/portcullis build/san/portcullis
+	PORTCULLIS_BIN=$(CURDIR)/build/san/portcullis PORTCULLIS_REL_BIN=$(CURDIR)/build/portcullis \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+test: deps
+	$(MAKE) all san
+	$(MAKE) unit
+	$(MAKE) e2e
+
+bench: deps build/portcullis
+	./bench/run.sh
+
+install: build/portcullis
+	install -D -m 0755 build/portcullis $(DESTDIR)$(PREFIX)/bin/portcullis
+
+format:
+	clang-format -i $(SRCS) $(wildcard include/portcullis/*.h) $(UNIT_SRCS)
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

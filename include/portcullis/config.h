@@ -1,0 +1,171 @@
+/* config.h: one loaded configuration generation (CONTRACT §2).
+ *
+ * A pc_config is built completely by pc_config_load (YAML read, every value
+ * checked, routes compiled into the trie, TLS contexts built, upstream
+ * addresses resolved) before anyone sees it, and is immutable afterwards.
+ * It is reference-counted: the process holds one reference to the current
+ * generation, every request holds one to the generation it started with.
+ * A reload builds a new generation beside the old one and swaps a pointer;
+ * the old one is freed by its last pc_config_unref. State that must survive
+ * a reload (pools, counters) lives outside, keyed by stable names. */
+#ifndef PORTCULLIS_CONFIG_H
+#define PORTCULLIS_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "portcullis/cidr.h"
+#include "portcullis/node.h"
+#include "portcullis/trie.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct json_t json_t;
+
+typedef struct pc_tls_cert {
+    char *cert, *key; /* absolute paths (relative ones resolved against the
+                         config file's directory) */
+} pc_tls_cert;
+
+typedef struct pc_listen {
+    char *address;                 /* as written: "0.0.0.0:8443" */
+    struct sockaddr_storage addr;  /* parsed, numeric only */
+    socklen_t addrlen;
+    int tls;                       /* 1 when a tls block is present */
+    pc_tls_cert *certs;
+    size_t ncerts;
+    int min_version;               /* TLS1_2_VERSION or TLS1_3_VERSION */
+    SSL_CTX *ssl_ctx;              /* built by pc_tls_server_ctx_new */
+    void *tls_state;               /* owned by http/tls.c (SNI table) */
+} pc_listen;
+
+typedef struct pc_limits {
+    uint64_t max_header_bytes;      /* default 16k */
+    uint64_t max_headers;           /* default 100 */
+    uint64_t max_body_bytes;        /* default 1m */
+    uint64_t client_header_timeout; /* ms, default 10s */
+    uint64_t client_body_timeout;   /* ms, default 30s */
+    uint64_t keepalive_timeout;     /* ms, default 60s */
+    uint64_t max_connections;       /* default 10000 */
+    uint64_t max_connections_per_ip;/* default 0 = unlimited */
+    uint64_t shutdown_timeout;      /* ms, default 30s */
+} pc_limits;
+
+typedef enum { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG } pc_log_level;
+
+typedef struct pc_log_conf {
+    char *access;          /* path, "stdout" or "off"; default "stdout" */
+    uint64_t ring_entries; /* default 65536, power of two enforced (rounded up) */
+    pc_log_level level;    /* default info */
+} pc_log_conf;
+
+typedef struct pc_target {
+    char *url;                    /* as written */
+    int tls;                      /* https:// */
+    char *host;                   /* host part, without brackets */
+    uint16_t port;                /* default 80 / 443 */
+    char *hostport;               /* Host header value: host[:port], port
+                                     omitted when it is the default */
+    struct sockaddr_storage addr; /* resolved at load (first address) */
+    socklen_t addrlen;
+    uint32_t weight;              /* default 1, 1..1000 */
+    size_t index;                 /* position within its upstream */
+} pc_target;
+
+typedef enum { PC_BAL_ROUND_ROBIN, PC_BAL_LEAST_CONN, PC_BAL_IP_HASH } pc_balance;
+
+typedef struct pc_upstream {
+    char *name;
+    pc_target *targets;
+    size_t ntargets;
+    pc_balance balance;       /* default round_robin */
+    uint64_t keepalive;       /* default 64, 0..65535 */
+    uint64_t idle_timeout;    /* ms, default 60s */
+    uint64_t connect_timeout; /* ms, default 2s */
+    uint64_t read_timeout;    /* ms, default 30s */
+    uint64_t retries;         /* default 1, 0..10 */
+    int preserve_host;        /* default 0 */
+    int tls_verify;           /* default 1 */
+    char *ca_file;            /* NULL = system default store */
+    SSL_CTX *ssl_ctx;         /* client context, NULL when no https target */
+    size_t index;             /* position in pc_config.upstreams */
+} pc_upstream;
+
+typedef struct pc_kv {
+    char *name, *value;
+} pc_kv;
+
+typedef struct pc_header_rules {
+    pc_kv *set;     /* set: replaces every existing header of that name */
+    size_t nset;
+    char **remove;  /* names, case-insensitive */
+    size_t nremove;
+} pc_header_rules;
+
+typedef struct pc_route {
+    char *name;           /* default "route<N>" (1-based file position) */
+    char *path;           /* match.path */
+    int exact;            /* match.type: exact=1, prefix=0 (default) */
+    uint32_t methods;     /* match.methods as PC_M_* mask; 0 = all */
+    char *host;           /* match.host or NULL */
+    pc_upstream *upstream;/* borrowed from the same generation */
+    char *strip_prefix;   /* NULL or a prefix of path on a segment boundary */
+    char *rewrite;        /* NULL or template using {params} of path */
+    pc_header_rules req_headers, resp_headers;
+    size_t index;         /* file order */
+} pc_route;
+
+typedef struct pc_config {
+    _Atomic long refs;
+    char *file;                  /* path as given */
+    char *dir;                   /* its directory (for relative paths) */
+    uint64_t workers;            /* resolved: auto = number of online CPUs */
+    int workers_auto;
+    pc_listen *listens;
+    size_t nlistens;
+    char *admin_listen;          /* NULL = no admin listener */
+    struct sockaddr_storage admin_addr;
+    socklen_t admin_addrlen;
+    char *admin_token;           /* NULL = open */
+    pc_cidr_set *trusted_proxies;/* never NULL (maybe empty) */
+    char **trusted_proxies_text; /* as written, for /admin/config */
+    size_t ntrusted_proxies;
+    pc_limits limits;
+    pc_log_conf log;
+    pc_upstream *upstreams;
+    size_t nupstreams;
+    pc_route *routes;
+    size_t nroutes;
+    pc_trie *trie;               /* routes compiled; data = pc_route* */
+    uint64_t generation;         /* 1 for the first load, +1 per reload */
+} pc_config;
+
+/* Loads and fully validates FILE. On success returns a generation with one
+ * reference. On failure returns NULL with every problem in err (formatted
+ * "FILE:LINE:COL: message"), having freed all it built. Keys of later
+ * features (redis, jwt, cache, acl, rate_limit, validate, compress,
+ * verify_signature, webhooks, health_check, circuit_breaker) are rejected
+ * with "'x' is not supported by this build" so that no security setting is
+ * ever silently ignored. */
+pc_config *pc_config_load(const char *file, pc_errors *err);
+/* Same from a parsed tree (tests, fuzzers). */
+pc_config *pc_config_from_node(const pc_node *root, const char *file,
+                               pc_errors *err);
+
+pc_config *pc_config_ref(pc_config *c);
+void pc_config_unref(pc_config *c); /* frees at zero; NULL is a no-op */
+
+/* The loaded config as JSON for GET /admin/config; secrets (admin.token and
+ * any later secret/password keys) are "***". Caller owns the result. */
+json_t *pc_config_to_json(const pc_config *c);
+
+/* Finds an upstream by name, NULL when absent. */
+pc_upstream *pc_config_upstream(const pc_config *c, const char *name);
+
+/* Parses "host:port" / "[v6]:port" / "*:port" into a numeric sockaddr
+ * (no DNS). Returns 0 or -1 with a message. */
+int pc_parse_hostport(const char *s, struct sockaddr_storage *ss,
+                      socklen_t *len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,154 @@
+/* http.h: the request and response objects shared by http/ (the client
+ * side), chain/ and proxy/, the header list, and the two callback tables
+ * that let data flow back without calling up the chain.
+ *
+ * DESIGN: http/conn owns every pc_req. It fills the request head, runs the
+ * chain, and gives the request a response sink (pc_sink_ops). Whoever
+ * answers (a stage, or proxy/) writes the response through the sink and
+ * never includes conn.c's header. In the other direction the answering
+ * module installs a pc_handler_ops on the request so conn can hand it body
+ * bytes, tell it the client drained, or cancel it when the client is gone.
+ *
+ *      conn ──chain──► stage / proxy        (calls forward)
+ *      conn ◄──sink─── stage / proxy        (response head, body, end)
+ *      conn ──handler► proxy                (request body, resume, cancel)
+ *
+ * Rules that keep this free of use-after-free:
+ *  - sink->end / sink->error / sink->abort are the handler's LAST action on
+ *    the request: it must have freed or detached its own state before, and
+ *    must not touch the request after (conn may free it inside the call);
+ *  - handler->cancel means the request is being freed: the handler frees
+ *    its state and never calls the sink again;
+ *  - sink->start_body never calls back into the handler synchronously.
+ */
+#ifndef PORTCULLIS_HTTP_H
+#define PORTCULLIS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "portcullis/arena.h"
+#include "portcullis/cidr.h"
+#include "portcullis/config.h"
+#include "portcullis/errors.h"
+#include "portcullis/trie.h"
+
+typedef struct pc_worker pc_worker;
+
+typedef struct pc_header {
+    const char *name, *value; /* arena strings, NUL-terminated */
+    uint32_t nlen, vlen;
+} pc_header;
+
+typedef struct pc_headers {
+    pc_header *v;
+    uint32_t n, cap;
+} pc_headers;
+
+/* Header list helpers: the list's array lives in the arena. */
+void pc_headers_add(pc_headers *h, pc_arena *a, const char *name,
+                    size_t nlen, const char *value, size_t vlen);
+/* First header of that name (case-insensitive), or NULL. */
+const pc_header *pc_headers_get(const pc_headers *h, const char *name);
+/* Number of headers of that name. */
+unsigned pc_headers_count(const pc_headers *h, const char *name);
+/* Removes every header of that name; returns how many. */
+unsigned pc_headers_remove(pc_headers *h, const char *name);
+
+typedef struct pc_req pc_req;
+typedef struct pc_resp pc_resp;
+
+struct pc_resp {
+    int status;
+    int http_minor;      /* of the upstream response */
+    const char *reason;  /* arena or static */
+    pc_headers headers;  /* end-to-end headers only (hop-by-hop removed) */
+    int64_t content_length; /* -1 when unknown */
+    int no_body;         /* HEAD / 204 / 304: nothing follows the head */
+};
+
+typedef struct pc_sink_ops {
+    /* The response head; body bytes follow through body(), then end(). */
+    void (*head)(pc_req *req, pc_resp *resp);
+    void (*body)(pc_req *req, const char *data, size_t len);
+    void (*end)(pc_req *req);
+    /* A gateway error (CONTRACT §4) instead of a response; only before
+     * head(). msg may be NULL (the table's default). */
+    void (*error)(pc_req *req, pc_errcode code, const char *msg);
+    /* The response cannot be completed (upstream failed mid-body): the
+     * client connection is closed. */
+    void (*abort)(pc_req *req);
+    /* Bytes queued towards the client and not yet written. */
+    size_t (*backlog)(pc_req *req);
+    /* The handler can take the request body now (sends 100 Continue when
+     * the client asked for it); body bytes arrive via handler->body. */
+    void (*start_body)(pc_req *req);
+    /* The handler's request-body backlog drained below its low watermark:
+     * conn reads the client again if it had paused. */
+    void (*resume_body)(pc_req *req);
+} pc_sink_ops;
+
+/* Backpressure marks shared by conn and handlers (bytes). */
+#define PC_BODY_HWM (256 * 1024)
+#define PC_OUT_HWM (256 * 1024)
+#define PC_OUT_LWM (64 * 1024)
+
+typedef struct pc_handler_ops {
+    void (*body)(pc_req *req, const char *data, size_t len);
+    void (*body_end)(pc_req *req);
+    /* Bytes of request body queued towards the handler's peer. */
+    size_t (*backlog)(pc_req *req);
+    /* The client drained below the low watermark: read more response. */
+    void (*resume)(pc_req *req);
+    void (*cancel)(pc_req *req);
+} pc_handler_ops;
+
+struct pc_req {
+    pc_worker *worker;
+    pc_config *cfg;        /* pinned generation (one reference) */
+    pc_arena *arena;
+    uint64_t start_ns;
+
+    /* request head, arena strings */
+    const char *method;
+    uint32_t method_bit;
+    int http_minor;        /* 0 or 1 */
+    const char *path;      /* normalised, NUL-terminated */
+    size_t pathlen;
+    const char *query;     /* after '?', or NULL */
+    const char *host;      /* authority (Host or absolute-form), with port */
+    const char *hostname;  /* host without port, lower-case */
+    pc_headers headers;
+    int64_t content_length;/* -1 when absent */
+    int chunked;
+    int expect_continue;
+    int keepalive;         /* client wants to keep the connection */
+    int tls;               /* arrived over TLS */
+    const char *tls_version;
+    char request_id[129];
+    pc_ip peer, client;
+    char client_text[48], peer_text[48];
+
+    /* routing */
+    const pc_route *route;
+    pc_trie_match match;
+
+    /* chain */
+    unsigned stage;        /* cursor: index of the running stage */
+
+    /* response side */
+    const pc_sink_ops *sink;
+    void *sink_ctx;        /* the connection, opaque to handlers */
+    const pc_handler_ops *handler;
+    void *handler_ctx;
+    int status;            /* final status sent, for logs */
+    uint64_t bytes_in, bytes_out;
+    const char *upstream_target; /* for logs */
+    uint64_t upstream_ns;
+    pc_errcode error;      /* PC_ERR_NONE unless a gateway error was sent */
+};
+
+/* Finds the request's header value, NULL when absent. */
+const char *pc_req_header(const pc_req *req, const char *name);
+
+#endif

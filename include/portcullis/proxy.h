@@ -1,0 +1,23 @@
+/* proxy.h: forwarding a routed request to its upstream over pooled
+ * keep-alive connections, streaming both ways (proxy/forward.c), the
+ * per-worker pools (proxy/pool.c) and target selection (proxy/balance.c). */
+#ifndef PORTCULLIS_PROXY_H
+#define PORTCULLIS_PROXY_H
+
+#include "portcullis/http.h"
+
+struct event_base;
+typedef struct pc_pools pc_pools;
+
+/* Starts forwarding req (req->route set). Answers through req->sink, always:
+ * a response, or a gateway error (502/503/504). */
+void pc_proxy_start(pc_req *req);
+
+/* Per-worker pool set: created at worker start, freed at its end. */
+pc_pools *pc_pools_new(struct event_base *base);
+void pc_pools_free(pc_pools *p);
+/* Idle and active connection counts of a target (admin, least_conn). */
+void pc_pools_counts(pc_pools *p, const char *url, unsigned *active,
+                     unsigned *idle);
+
+#endif

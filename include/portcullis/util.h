@@ -1,0 +1,23 @@
+/* util.h: out-of-memory policy and tiny helpers shared by every module.
+ * pc_x* allocators never return NULL: on exhaustion they print a message and
+ * abort (the h2o / Redis policy). Return codes elsewhere are for I/O, parse
+ * and policy failures only. */
+#ifndef PORTCULLIS_UTIL_H
+#define PORTCULLIS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *pc_xmalloc(size_t n);
+void *pc_xcalloc(size_t nmemb, size_t size);
+void *pc_xrealloc(void *p, size_t n);
+char *pc_xstrdup(const char *s);
+char *pc_xstrndup(const char *s, size_t n);
+
+/* Case-insensitive ASCII comparison of two byte ranges; 1 when equal. */
+int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t pc_now_ns(void);
+
+#endif

@@ -1,0 +1,73 @@
+/* worker.h: the process (pc_runtime, shared by every thread, created by
+ * main.c) and the event-loop workers (one thread + one event_base each,
+ * with their own SO_REUSEPORT listening sockets and upstream pools). */
+#ifndef PORTCULLIS_WORKER_H
+#define PORTCULLIS_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "portcullis/config.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+typedef struct pc_pools pc_pools;
+typedef struct pc_conn pc_conn;
+typedef struct pc_ipcount pc_ipcount;
+
+typedef struct pc_runtime {
+    pc_config *cfg;             /* current generation; main thread's ref */
+    pthread_mutex_t cfg_lock;   /* guards cfg swaps against worker pins */
+    atomic_long connections;    /* open client connections, whole process */
+    atomic_int draining;        /* SIGTERM received */
+    pc_ipcount *per_ip;         /* max_connections_per_ip accounting */
+    struct pc_worker **workers;
+    unsigned nworkers;
+} pc_runtime;
+
+typedef struct pc_worker {
+    unsigned id;
+    pthread_t thread;
+    struct event_base *base;
+    pc_runtime *rt;
+    pc_config *cfg;             /* this worker's reference to the generation */
+    int *fds;                   /* listening sockets, one per cfg listen */
+    struct evconnlistener **listeners;
+    unsigned nlisteners;
+    int listeners_paused;       /* max_connections reached */
+    void *lctx;                 /* per-listener accept context */
+    struct event *stop_ev;      /* activated from the main thread */
+    struct event *kill_ev;
+    struct event *tick_ev;      /* 1 s housekeeping */
+    int draining;
+    atomic_int done;            /* the loop has returned */
+    pc_pools *pools;            /* upstream keep-alive pools (proxy/pool.c) */
+    pc_conn *conns;             /* every client connection of this worker */
+    long nconns;
+    uint64_t rng[2];            /* xorshift128+ state for request ids */
+} pc_worker;
+
+/* Creates the worker and binds its listening sockets (SO_REUSEPORT).
+ * Returns NULL after printing the bind error (exit code 2 territory). */
+pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg);
+int pc_worker_start(pc_worker *w);    /* spawns the thread; 0 or -1 */
+void pc_worker_stop(pc_worker *w);    /* thread-safe: begin graceful drain */
+void pc_worker_kill(pc_worker *w);    /* thread-safe: break the loop now */
+void pc_worker_join_free(pc_worker *w);
+
+/* Called by conn.c when a client connection closes. */
+void pc_worker_conn_closed(pc_worker *w, pc_conn *c);
+/* 32 lower-case hex digits of randomness into out (33 bytes). */
+void pc_worker_request_id(pc_worker *w, char *out);
+
+/* Per-IP connection counting (process-wide, mutex-sharded; only taken at
+ * accept and close, never per request). */
+pc_ipcount *pc_ipcount_new(void);
+void pc_ipcount_free(pc_ipcount *c);
+/* Increments; returns the new count. */
+unsigned long pc_ipcount_inc(pc_ipcount *c, const void *addr, size_t len);
+void pc_ipcount_dec(pc_ipcount *c, const void *addr, size_t len);
+
+#endif

@@ -1,0 +1,45 @@
+/* config_int.h: what the config*.c files share among themselves and with
+ * nobody else (the public face is include/portcullis/config.h). */
+#ifndef PORTCULLIS_CONFIG_INT_H
+#define PORTCULLIS_CONFIG_INT_H
+
+#include "portcullis/config.h"
+
+/* 1 when n is given and not null (`key: ~`, `key: null`, `key:`). Only the
+ * optional keys whose default is "none" treat null as absent. */
+int pc_config_given(const pc_node *n);
+
+/* Rejects the keys of later features ("'acl' is not supported by this build
+ * yet") and every other key not in `allowed` ("unknown key 'x' in where").
+ * Either list may be NULL. Does nothing when map is not a mapping. */
+void pc_config_check_block(const pc_node *map, const char *const *allowed,
+                           const char *const *unsupported, const char *where,
+                           pc_errors *err);
+
+/* A duration within [min, max] ms; -1 after an error at n. */
+int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
+                       uint64_t max, uint64_t *out, pc_errors *err);
+
+/* A string that must not be empty; -1 after an error at n. */
+int pc_config_nonempty(const pc_node *n, const char *name, char **out,
+                       pc_errors *err);
+
+/* p made absolute against the config file's directory; caller frees. */
+char *pc_config_abspath(const pc_config *c, const char *p);
+
+/* 1 when s is a 1..128 character name of [A-Za-z0-9_.-]. */
+int pc_config_valid_name(const char *s);
+
+/* The `upstreams:` block (config_upstream.c). Fills c->upstreams; an
+ * upstream is registered under its name even when its body has errors, so
+ * that routes naming it do not add a second, misleading error. */
+void pc_config_read_upstreams(pc_config *c, const pc_node *map,
+                              pc_errors *err);
+void pc_config_free_upstreams(pc_config *c);
+
+/* The `routes:` block (config_routes.c). Needs c->upstreams; builds
+ * c->routes and c->trie. */
+void pc_config_read_routes(pc_config *c, const pc_node *seq, pc_errors *err);
+void pc_config_free_routes(pc_config *c);
+
+#endif

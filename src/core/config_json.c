@@ -1,0 +1,211 @@
+/* config_json.c: the loaded configuration as JSON for GET /admin/config,
+ * shaped like the YAML (durations as strings such as "10s", sizes as byte
+ * counts). It must never reveal a secret: admin.token and the values of
+ * credential-bearing headers in `headers.*.set` are replaced by "***". */
+#include <jansson.h>
+#include <openssl/tls1.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_int.h"
+#include "portcullis/units.h"
+#include "portcullis/util.h"
+
+#define MASK "***"
+
+static json_t *dur(uint64_t ms)
+{
+    char buf[64];
+    return json_string(pc_format_duration(ms, buf, sizeof buf));
+}
+
+/* Values may hold bytes from ${ENV} that are not UTF-8, which jansson
+ * refuses: such bytes are shown as '?' rather than losing the field. */
+static json_t *str_or_null(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = pc_xstrdup(s);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_null();
+}
+
+static json_t *listens_json(const pc_config *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < c->nlistens; i++) {
+        const pc_listen *l = &c->listens[i];
+        json_t *o = json_object(), *tls = json_null();
+        json_object_set_new(o, "address", str_or_null(l->address));
+        if (l->tls) {
+            json_t *certs = json_array();
+            for (size_t j = 0; j < l->ncerts; j++)
+                json_array_append_new(
+                    certs, json_pack("{s:o,s:o}", "cert",
+                                     str_or_null(l->certs[j].cert), "key",
+                                     str_or_null(l->certs[j].key)));
+            tls = json_pack("{s:o,s:s}", "certificates", certs, "min_version",
+                            l->min_version == TLS1_3_VERSION ? "TLSv1.3"
+                                                             : "TLSv1.2");
+        }
+        json_object_set_new(o, "tls", tls);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *limits_json(const pc_limits *l)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "max_header_bytes",
+                        json_integer((json_int_t)l->max_header_bytes));
+    json_object_set_new(o, "max_headers",
+                        json_integer((json_int_t)l->max_headers));
+    json_object_set_new(o, "max_body_bytes",
+                        json_integer((json_int_t)l->max_body_bytes));
+    json_object_set_new(o, "client_header_timeout",
+                        dur(l->client_header_timeout));
+    json_object_set_new(o, "client_body_timeout", dur(l->client_body_timeout));
+    json_object_set_new(o, "keepalive_timeout", dur(l->keepalive_timeout));
+    json_object_set_new(o, "max_connections",
+                        json_integer((json_int_t)l->max_connections));
+    json_object_set_new(o, "max_connections_per_ip",
+                        json_integer((json_int_t)l->max_connections_per_ip));
+    json_object_set_new(o, "shutdown_timeout", dur(l->shutdown_timeout));
+    return o;
+}
+
+static json_t *log_json(const pc_log_conf *l)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    return json_pack("{s:o,s:I,s:s}", "access", str_or_null(l->access),
+                     "ring_entries", (json_int_t)l->ring_entries, "level",
+                     levels[l->level]);
+}
+
+static json_t *upstream_json(const pc_upstream *u)
+{
+    static const char *const bal[] = {"round_robin", "least_conn", "ip_hash"};
+    json_t *targets = json_array();
+    for (size_t i = 0; i < u->ntargets; i++)
+        json_array_append_new(targets,
+                              json_pack("{s:o,s:I}", "url",
+                                        str_or_null(u->targets[i].url),
+                                        "weight",
+                                        (json_int_t)u->targets[i].weight));
+    json_t *o = json_object();
+    json_object_set_new(o, "targets", targets);
+    json_object_set_new(o, "balance", json_string(bal[u->balance]));
+    json_object_set_new(o, "keepalive", json_integer((json_int_t)u->keepalive));
+    json_object_set_new(o, "idle_timeout", dur(u->idle_timeout));
+    json_object_set_new(o, "connect_timeout", dur(u->connect_timeout));
+    json_object_set_new(o, "read_timeout", dur(u->read_timeout));
+    json_object_set_new(o, "retries", json_integer((json_int_t)u->retries));
+    json_object_set_new(o, "preserve_host", json_boolean(u->preserve_host));
+    json_object_set_new(o, "tls_verify", json_boolean(u->tls_verify));
+    json_object_set_new(o, "ca_file", str_or_null(u->ca_file));
+    return o;
+}
+
+/* Header values that carry credentials: the well-known ones, and any name
+ * that says what it holds. */
+static int secret_header(const char *name)
+{
+    static const char *const exact[] = {"Authorization", "Proxy-Authorization",
+                                        "Cookie", "Set-Cookie", NULL};
+    static const char *const parts[] = {"token", "secret", "key", "password",
+                                        "auth", "signature", "session", NULL};
+    for (size_t i = 0; exact[i]; i++)
+        if (!strcasecmp(exact[i], name))
+            return 1;
+    for (size_t i = 0; parts[i]; i++)
+        if (strcasestr(name, parts[i]))
+            return 1;
+    return 0;
+}
+
+static json_t *rules_json(const pc_header_rules *h)
+{
+    json_t *set = json_object(), *rm = json_array();
+    for (size_t i = 0; i < h->nset; i++)
+        json_object_set_new(set, h->set[i].name,
+                            secret_header(h->set[i].name)
+                                ? json_string(MASK)
+                                : str_or_null(h->set[i].value));
+    for (size_t i = 0; i < h->nremove; i++)
+        json_array_append_new(rm, str_or_null(h->remove[i]));
+    return json_pack("{s:o,s:o}", "set", set, "remove", rm);
+}
+
+static json_t *methods_json(uint32_t mask)
+{
+    static const char *const names[] = {"GET",   "HEAD",    "POST",
+                                        "PUT",   "DELETE",  "PATCH",
+                                        "OPTIONS", "TRACE", "CONNECT"};
+    if (!mask)
+        return json_null(); /* every method */
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+static json_t *route_json(const pc_route *r)
+{
+    json_t *match = json_pack("{s:o,s:s,s:o,s:o}", "path", str_or_null(r->path),
+                              "type", r->exact ? "exact" : "prefix", "methods",
+                              methods_json(r->methods), "host",
+                              str_or_null(r->host));
+    json_t *o = json_object();
+    json_object_set_new(o, "name", str_or_null(r->name));
+    json_object_set_new(o, "match", match);
+    json_object_set_new(o, "upstream",
+                        str_or_null(r->upstream ? r->upstream->name : NULL));
+    json_object_set_new(o, "strip_prefix", str_or_null(r->strip_prefix));
+    json_object_set_new(o, "rewrite", str_or_null(r->rewrite));
+    json_object_set_new(o, "headers",
+                        json_pack("{s:o,s:o}", "request",
+                                  rules_json(&r->req_headers), "response",
+                                  rules_json(&r->resp_headers)));
+    return o;
+}
+
+json_t *pc_config_to_json(const pc_config *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "workers",
+                        c->workers_auto ? json_string("auto")
+                                        : json_integer((json_int_t)c->workers));
+    json_object_set_new(o, "listen", listens_json(c));
+    json_t *admin = json_null();
+    if (c->admin_listen)
+        admin = json_pack("{s:o,s:o}", "listen", str_or_null(c->admin_listen),
+                          "token",
+                          c->admin_token ? json_string(MASK) : json_null());
+    json_object_set_new(o, "admin", admin);
+    json_t *tp = json_array();
+    for (size_t i = 0; i < c->ntrusted_proxies; i++)
+        json_array_append_new(tp, str_or_null(c->trusted_proxies_text[i]));
+    json_object_set_new(o, "trusted_proxies", tp);
+    json_object_set_new(o, "limits", limits_json(&c->limits));
+    json_object_set_new(o, "log", log_json(&c->log));
+    json_t *ups = json_object();
+    for (size_t i = 0; i < c->nupstreams; i++)
+        json_object_set_new(ups, c->upstreams[i].name,
+                            upstream_json(&c->upstreams[i]));
+    json_object_set_new(o, "upstreams", ups);
+    json_t *routes = json_array();
+    for (size_t i = 0; i < c->nroutes; i++)
+        json_array_append_new(routes, route_json(&c->routes[i]));
+    json_object_set_new(o, "routes", routes);
+    return o;
+}

@@ -1,0 +1,274 @@
+/* config_upstream.c: the `upstreams:` block: targets (URL parsed, host
+ * resolved once with getaddrinfo), balancing, pool and timeout settings,
+ * and the upstream TLS client context. It never opens a connection and
+ * never resolves a name again after load. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_int.h"
+#include "portcullis/tls.h"
+#include "portcullis/util.h"
+
+#define DAY_MS (24ull * 3600 * 1000)
+
+/* Splits "http[s]://host[:port][/]" into t->tls, t->host, t->port and
+ * t->hostport. Returns 0, or -1 with a reason in why. */
+static int parse_url(const char *url, pc_target *t, char *why, size_t len)
+{
+    const char *p;
+    if (!strncasecmp(url, "http://", 7)) {
+        p = url + 7;
+    } else if (!strncasecmp(url, "https://", 8)) {
+        p = url + 8;
+        t->tls = 1;
+    } else {
+        snprintf(why, len, "must start with http:// or https://");
+        return -1;
+    }
+    size_t alen = strcspn(p, "/?#");
+    const char *rest = p + alen;
+    if (*rest && strcmp(rest, "/") != 0) {
+        snprintf(why, len, "must not have a path, query or fragment ('%s')",
+                 rest);
+        return -1;
+    }
+    if (memchr(p, '@', alen)) {
+        snprintf(why, len, "must not contain user information");
+        return -1;
+    }
+    const char *hend, *portp = NULL;
+    if (p[0] == '[') {
+        hend = memchr(p, ']', alen);
+        if (!hend || (hend + 1 != p + alen && hend[1] != ':')) {
+            snprintf(why, len, "malformed [IPv6] host");
+            return -1;
+        }
+        t->host = pc_xstrndup(p + 1, (size_t)(hend - p - 1));
+        if (hend + 1 != p + alen)
+            portp = hend + 2;
+    } else {
+        hend = memchr(p, ':', alen);
+        if (!hend)
+            hend = p + alen;
+        else
+            portp = hend + 1;
+        t->host = pc_xstrndup(p, (size_t)(hend - p));
+    }
+    if (!t->host[0] || strspn(t->host, "abcdefghijklmnopqrstuvwxyz"
+                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.-_:%") != strlen(t->host)) {
+        snprintf(why, len, "invalid host '%s'", t->host);
+        return -1;
+    }
+    unsigned long port = t->tls ? 443 : 80;
+    if (portp) {
+        size_t plen = (size_t)(p + alen - portp);
+        if (plen == 0 || plen > 5 || strspn(portp, "0123456789") < plen ||
+            (port = strtoul(portp, NULL, 10)) < 1 || port > 65535) {
+            snprintf(why, len, "invalid port '%.*s' (expected 1..65535)",
+                     (int)plen, portp);
+            return -1;
+        }
+    }
+    t->port = (uint16_t)port;
+    int v6 = strchr(t->host, ':') != NULL;
+    int dflt = port == (t->tls ? 443u : 80u);
+    size_t hp = strlen(t->host) + 9;
+    t->hostport = pc_xmalloc(hp);
+    snprintf(t->hostport, hp, dflt ? "%s%s%s" : "%s%s%s:%lu", v6 ? "[" : "",
+             t->host, v6 ? "]" : "", port);
+    return 0;
+}
+
+static int resolve(pc_target *t, char *why, size_t len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)t->port);
+    int rc = getaddrinfo(t->host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(why, len, "cannot resolve '%s': %s", t->host,
+                 rc ? gai_strerror(rc) : "no address");
+        if (res)
+            freeaddrinfo(res);
+        return -1;
+    }
+    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+    t->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void read_target(pc_upstream *u, pc_target *t, const pc_node *e,
+                        pc_errors *err)
+{
+    static const char *const keys[] = {"url", "weight", NULL};
+    char why[256];
+    t->weight = 1;
+    pc_config_check_block(e, keys, NULL, "target", err);
+    const pc_node *un = pc_node_get(e, "url"), *wn = pc_node_get(e, "weight");
+    uint64_t w;
+    if (wn && pc_node_uint(wn, "weight", 1, 1000, &w, err) == 0)
+        t->weight = (uint32_t)w;
+    if (!un) {
+        pc_errors_add(err, e, "target needs 'url'");
+        return;
+    }
+    if (pc_node_str(un, "url", &t->url, err) < 0)
+        return;
+    if (parse_url(t->url, t, why, sizeof why) < 0 ||
+        resolve(t, why, sizeof why) < 0) {
+        pc_errors_add(err, un, "invalid target url '%s': %s", t->url, why);
+        return;
+    }
+    for (size_t i = 0; i < t->index; i++) {
+        if (u->targets[i].url && !strcasecmp(u->targets[i].url, t->url)) {
+            pc_errors_add(err, un, "duplicate target '%s' in upstream '%s'",
+                          t->url, u->name);
+            return;
+        }
+    }
+}
+
+static void read_targets(pc_upstream *u, const pc_node *upn,
+                         const pc_node *seq, pc_errors *err)
+{
+    if (!seq) {
+        pc_errors_add(err, upn, "upstream '%s' needs 'targets'", u->name);
+        return;
+    }
+    if (pc_node_expect_seq(seq, "targets", err) < 0)
+        return;
+    if (seq->n == 0) {
+        pc_errors_add(err, seq, "upstream '%s' needs at least one target",
+                      u->name);
+        return;
+    }
+    u->targets = pc_xcalloc(seq->n, sizeof *u->targets);
+    for (size_t i = 0; i < seq->n; i++) {
+        if (pc_node_expect_map(seq->vals[i], "target", err) < 0)
+            continue;
+        pc_target *t = &u->targets[u->ntargets];
+        t->index = u->ntargets++;
+        read_target(u, t, seq->vals[i], err);
+    }
+}
+
+static void read_balance(pc_upstream *u, const pc_node *n, pc_errors *err)
+{
+    char *s;
+    if (pc_node_str(n, "balance", &s, err) < 0)
+        return;
+    if (!strcmp(s, "round_robin"))
+        u->balance = PC_BAL_ROUND_ROBIN;
+    else if (!strcmp(s, "least_conn"))
+        u->balance = PC_BAL_LEAST_CONN;
+    else if (!strcmp(s, "ip_hash"))
+        u->balance = PC_BAL_IP_HASH;
+    else
+        pc_errors_add(err, n,
+                      "balance must be round_robin, least_conn or ip_hash, "
+                      "got '%s'",
+                      s);
+    free(s);
+}
+
+static void read_settings(pc_config *c, pc_upstream *u, const pc_node *n,
+                          pc_errors *err)
+{
+    const pc_node *v;
+    if ((v = pc_node_get(n, "balance")))
+        read_balance(u, v, err);
+    if ((v = pc_node_get(n, "keepalive")))
+        pc_node_uint(v, "keepalive", 0, 65535, &u->keepalive, err);
+    if ((v = pc_node_get(n, "idle_timeout")))
+        pc_config_duration(v, "idle_timeout", 1, DAY_MS, &u->idle_timeout, err);
+    if ((v = pc_node_get(n, "connect_timeout")))
+        pc_config_duration(v, "connect_timeout", 1, DAY_MS,
+                           &u->connect_timeout, err);
+    if ((v = pc_node_get(n, "read_timeout")))
+        pc_config_duration(v, "read_timeout", 1, DAY_MS, &u->read_timeout, err);
+    if ((v = pc_node_get(n, "retries")))
+        pc_node_uint(v, "retries", 0, 10, &u->retries, err);
+    if ((v = pc_node_get(n, "preserve_host")))
+        pc_node_bool(v, "preserve_host", &u->preserve_host, err);
+    if ((v = pc_node_get(n, "tls_verify")))
+        pc_node_bool(v, "tls_verify", &u->tls_verify, err);
+    char *s;
+    if ((v = pc_node_get(n, "ca_file")) && pc_config_given(v) &&
+        pc_config_nonempty(v, "ca_file", &s, err) == 0) {
+        u->ca_file = pc_config_abspath(c, s);
+        free(s);
+    }
+}
+
+static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
+                          const pc_node *n, pc_errors *err)
+{
+    static const char *const keys[] = {
+        "targets",      "balance",         "keepalive",    "idle_timeout",
+        "connect_timeout", "read_timeout", "retries",      "preserve_host",
+        "tls_verify",   "ca_file",         NULL};
+    static const char *const later[] = {"health_check", "circuit_breaker",
+                                        NULL};
+    size_t before = err->n;
+    u->name = pc_xstrdup(key->value);
+    u->balance = PC_BAL_ROUND_ROBIN;
+    u->keepalive = 64;
+    u->idle_timeout = 60000;
+    u->connect_timeout = 2000;
+    u->read_timeout = 30000;
+    u->retries = 1;
+    u->tls_verify = 1;
+    if (!pc_config_valid_name(u->name))
+        pc_errors_add(err, key,
+                      "invalid upstream name '%s' (1..128 characters of "
+                      "A-Z a-z 0-9 _ . -)",
+                      u->name);
+    if (pc_node_expect_map(n, u->name, err) < 0)
+        return;
+    pc_config_check_block(n, keys, later, "upstream", err);
+    read_targets(u, n, pc_node_get(n, "targets"), err);
+    read_settings(c, u, n, err);
+    int https = 0;
+    for (size_t i = 0; i < u->ntargets; i++)
+        https |= u->targets[i].tls;
+    if (https && err->n == before)
+        pc_tls_client_ctx_new(u, n, err);
+}
+
+void pc_config_read_upstreams(pc_config *c, const pc_node *map, pc_errors *err)
+{
+    if (pc_node_expect_map(map, "upstreams", err) < 0)
+        return;
+    c->upstreams = pc_xcalloc(map->n ? map->n : 1, sizeof *c->upstreams);
+    for (size_t i = 0; i < map->n; i++) {
+        pc_upstream *u = &c->upstreams[c->nupstreams];
+        u->index = c->nupstreams++;
+        read_upstream(c, u, map->keys[i], map->vals[i], err);
+    }
+}
+
+void pc_config_free_upstreams(pc_config *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        pc_upstream *u = &c->upstreams[i];
+        pc_tls_client_ctx_free(u);
+        for (size_t j = 0; j < u->ntargets; j++) {
+            free(u->targets[j].url);
+            free(u->targets[j].host);
+            free(u->targets[j].hostport);
+        }
+        free(u->targets);
+        free(u->ca_file);
+        free(u->name);
+    }
+    free(c->upstreams);
+    c->upstreams = NULL;
+    c->nupstreams = 0;
+}

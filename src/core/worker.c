@@ -1,0 +1,277 @@
+/* worker.c: one event-loop thread with its own SO_REUSEPORT listening
+ * sockets, client connections and upstream pools. Owns the accept path
+ * (max_connections, max_connections_per_ip) and the graceful drain; never
+ * parses HTTP. Cross-thread calls (stop, kill) go through event_active,
+ * which libevent makes thread-safe (evthread_use_pthreads in main). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "portcullis/conn.h"
+#include "portcullis/log.h"
+#include "portcullis/proxy.h"
+#include "portcullis/util.h"
+#include "portcullis/worker.h"
+#include "../http/conn_int.h"
+
+typedef struct lctx {
+    pc_worker *w;
+    pc_listen *l;
+} lctx;
+
+static int bind_one(const pc_listen *l)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (l->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) != 0 ||
+        listen(fd, 4096) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    lctx *x = arg;
+    pc_worker *w = x->w;
+    pc_runtime *rt = w->rt;
+    const pc_limits *lim = &w->cfg->limits;
+    (void)lis;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    if (lim->max_connections_per_ip) {
+        const void *a = sa->sa_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)sa)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
+        size_t alen = sa->sa_family == AF_INET ? 4 : 16;
+        if (pc_ipcount_inc(rt->per_ip, a, alen) > lim->max_connections_per_ip) {
+            pc_ipcount_dec(rt->per_ip, a, alen);
+            close(fd);
+            return;
+        }
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    long n = atomic_fetch_add(&rt->connections, 1) + 1;
+    pc_conn *c = pc_conn_accept(w, fd, sa, (socklen_t)salen,
+                                x->l->tls ? x->l->ssl_ctx : NULL);
+    c->counted_ip = lim->max_connections_per_ip != 0;
+    if ((uint64_t)n >= lim->max_connections && !w->listeners_paused) {
+        /* "Further accepts wait": leave them in the kernel's queue. */
+        for (unsigned i = 0; i < w->nlisteners; i++)
+            evconnlistener_disable(w->listeners[i]);
+        w->listeners_paused = 1;
+    }
+}
+
+static void maybe_resume_listeners(pc_worker *w)
+{
+    if (!w->listeners_paused || w->draining)
+        return;
+    if ((uint64_t)atomic_load(&w->rt->connections) < w->cfg->limits.max_connections) {
+        for (unsigned i = 0; i < w->nlisteners; i++)
+            evconnlistener_enable(w->listeners[i]);
+        w->listeners_paused = 0;
+    }
+}
+
+void pc_worker_conn_opened(pc_worker *w, pc_conn *c)
+{
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+}
+
+void pc_worker_conn_closed(pc_worker *w, pc_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub(&w->rt->connections, 1);
+    if (c->counted_ip)
+        pc_ipcount_dec(w->rt->per_ip, c->peer.b, c->peer.family == 4 ? 4 : 16);
+    maybe_resume_listeners(w);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    maybe_resume_listeners(arg);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker *w = arg;
+    (void)fd;
+    (void)what;
+    w->draining = 1;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    pc_conn *c = w->conns;
+    while (c) {
+        pc_conn *next = c->next;
+        pc_conn_drain(c);
+        c = next;
+    }
+    if (w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker *w = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(w->base);
+}
+
+pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
+{
+    pc_worker *w = pc_xcalloc(1, sizeof *w);
+    w->id = id;
+    w->rt = rt;
+    w->cfg = pc_config_ref(cfg);
+    w->base = event_base_new();
+    if (!w->base) {
+        pc_log(PC_LOG_ERROR, "cannot create event loop");
+        goto fail;
+    }
+    if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng) {
+        w->rng[0] = pc_now_ns() ^ ((uint64_t)id << 32);
+        w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    }
+    w->rng[0] |= 1;
+    w->listeners = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->listeners);
+    w->lctx = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(lctx));
+    for (size_t i = 0; i < cfg->nlistens; i++) {
+        pc_listen *l = &cfg->listens[i];
+        int fd = bind_one(l);
+        if (fd < 0) {
+            pc_log(PC_LOG_ERROR, "cannot listen on %s: %s", l->address, strerror(errno));
+            goto fail;
+        }
+        lctx *x = &((lctx *)w->lctx)[i];
+        x->w = w;
+        x->l = l;
+        w->listeners[i] = evconnlistener_new(w->base, accept_cb, x,
+                                             LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (!w->listeners[i]) {
+            close(fd);
+            pc_log(PC_LOG_ERROR, "cannot listen on %s", l->address);
+            goto fail;
+        }
+        w->nlisteners++;
+    }
+    w->pools = pc_pools_new(w->base);
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+    struct timeval sec = {1, 0};
+    event_add(w->tick_ev, &sec);
+    return w;
+fail:
+    pc_worker_join_free(w);
+    return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    pc_worker *w = arg;
+    event_base_dispatch(w->base);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+int pc_worker_start(pc_worker *w)
+{
+    if (pthread_create(&w->thread, NULL, thread_main, w) != 0) {
+        pc_log(PC_LOG_ERROR, "cannot start worker thread %u", w->id);
+        return -1;
+    }
+    return 0;
+}
+
+void pc_worker_stop(pc_worker *w)
+{
+    event_active(w->stop_ev, EV_TIMEOUT, 1);
+}
+
+void pc_worker_kill(pc_worker *w)
+{
+    event_active(w->kill_ev, EV_TIMEOUT, 1);
+}
+
+void pc_worker_join_free(pc_worker *w)
+{
+    if (!w)
+        return;
+    if (w->thread)
+        pthread_join(w->thread, NULL);
+    for (unsigned i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i])
+            evconnlistener_free(w->listeners[i]);
+    /* Connections still open after a forced stop (shutdown_timeout). */
+    while (w->conns)
+        pc_conn_close_now(w->conns);
+    free(w->lctx);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->kill_ev)
+        event_free(w->kill_ev);
+    if (w->tick_ev)
+        event_free(w->tick_ev);
+    pc_pools_free(w->pools);
+    free(w->listeners);
+    pc_config_unref(w->cfg);
+    if (w->base)
+        event_base_free(w->base);
+    free(w);
+}
+
+void pc_worker_request_id(pc_worker *w, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int k = 0; k < 2; k++) {
+        /* xorshift128+ */
+        uint64_t s1 = w->rng[0];
+        const uint64_t s0 = w->rng[1];
+        w->rng[0] = s0;
+        s1 ^= s1 << 23;
+        w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+        uint64_t v = w->rng[1] + s0;
+        for (int i = 0; i < 16; i++)
+            out[k * 16 + i] = hex[(v >> (i * 4)) & 15];
+    }
+    out[32] = '\0';
+}

@@ -1,0 +1,559 @@
+/* conn.c: one client connection (plain or TLS): reading requests with
+ * llhttp, running the chain, and writing responses that handlers pass
+ * through the sink. Owns the connection, its parser and the current
+ * pc_req; never decides policy (chain/) and never talks to upstreams
+ * (proxy/).
+ *
+ * DESIGN: one request at a time per connection. Pipelined bytes wait in
+ * the input buffer (bounded by the read high watermark) until the current
+ * response is done. The parser pauses at two points: after a head with a
+ * body (until a handler calls start_body) and after each complete message
+ * (until its response is done).
+ *
+ *   idle ─first byte─► head ─head ok─► chain ─start_body─► body ─► wait
+ *     ▲                  │ bad/limits/timeout: error + close     │
+ *     └──────────── response end (keep-alive) ◄─────────────────┘
+ *
+ * A connection is never freed inside a sink call: closing marks it and a
+ * deferred write callback frees it once the output is flushed. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_int.h"
+#include "portcullis/chain.h"
+#include "portcullis/conn.h"
+#include "portcullis/headers.h"
+#include "portcullis/log.h"
+#include "portcullis/util.h"
+#include "portcullis/worker.h"
+
+#define READ_HWM (64 * 1024)
+#define BODY_HWM PC_BODY_HWM
+#define OUT_LWM PC_OUT_LWM
+
+static const pc_sink_ops sink_ops;
+static void conn_process(pc_conn *c);
+
+static void set_read_timeout(pc_conn *c, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval wtv;
+    uint64_t wms = c->w->cfg->limits.client_body_timeout;
+    wtv.tv_sec = (time_t)(wms / 1000);
+    wtv.tv_usec = (suseconds_t)(wms % 1000) * 1000;
+    bufferevent_set_timeouts(c->bev, ms ? &tv : NULL, &wtv);
+}
+
+static void conn_free(pc_conn *c)
+{
+    if (c->req)
+        pc_conn_free_req(c);
+    pc_buf_free(&c->url);
+    pc_buf_free(&c->field);
+    pc_buf_free(&c->value);
+    if (c->bev) {
+        if (c->tls) {
+            SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+            if (ssl && !c->peer_eof)
+                SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
+        }
+        bufferevent_free(c->bev);
+    }
+    pc_worker_conn_closed(c->w, c);
+    free(c);
+}
+
+/* Marks the connection for closing once everything queued is written. */
+static void close_later(pc_conn *c)
+{
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_trigger(c->bev, EV_WRITE,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void pc_conn_free_req(pc_conn *c)
+{
+    pc_req *r = c->req;
+    if (!r)
+        return;
+    if (r->handler && r->handler->cancel)
+        r->handler->cancel(r);
+    r->handler = NULL;
+    pc_config_unref(r->cfg);
+    pc_arena_free(r->arena);
+    c->req = NULL;
+}
+
+pc_req *pc_conn_new_req(pc_conn *c)
+{
+    pc_arena *a = pc_arena_new();
+    pc_req *r = pc_arena_alloc(a, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->arena = a;
+    r->worker = c->w;
+    r->cfg = pc_config_ref(c->w->cfg);
+    r->start_ns = pc_now_ns();
+    r->content_length = -1;
+    r->tls = c->tls;
+    r->peer = c->peer;
+    memcpy(r->peer_text, c->peer_text, sizeof r->peer_text);
+    r->sink = &sink_ops;
+    r->sink_ctx = c;
+    if (c->tls)
+        r->tls_version = SSL_get_version(bufferevent_openssl_get_ssl(c->bev));
+    pc_worker_request_id(c->w, r->request_id);
+    c->req = r;
+    c->head_bytes = c->body_bytes = 0;
+    c->nheaders = 0;
+    c->head_ready = c->head_done = c->has_body = c->body_started = 0;
+    c->msg_done = c->resp_started = c->resp_chunked = 0;
+    c->fail = PC_ERR_NONE;
+    c->fail_msg = NULL;
+    c->header_deadline = r->start_ns + c->w->cfg->limits.client_header_timeout *
+                                           1000000ull;
+    set_read_timeout(c, c->w->cfg->limits.client_header_timeout);
+    return r;
+}
+
+/* Writes a complete gateway error response for the current request (or a
+ * bare one when the request could not even be started). */
+static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
+{
+    char body[1024], rid[33];
+    pc_req *r = c->req;
+    const char *id = r ? r->request_id : rid;
+    if (!r)
+        pc_worker_request_id(c->w, rid);
+    const pc_errinfo *in = pc_err_info(e);
+    size_t n = pc_err_body(e, msg, id, body, sizeof body);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
+                        in->status, in->reason, n, id);
+    if (e == PC_ERR_METHOD_NOT_ALLOWED && r) {
+        char allow[128];
+        evbuffer_add_printf(out, "Allow: %s\r\n",
+                            pc_methods_format(r->match.allow, allow, sizeof allow));
+    }
+    if (close)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (r && r->http_minor == 0)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    if (!(r && strcmp(r->method ? r->method : "", "HEAD") == 0))
+        evbuffer_add(out, body, n);
+    if (r) {
+        r->status = in->status;
+        r->error = e;
+        r->bytes_out += n;
+    }
+}
+
+/* The current response is complete: log, then either close or get ready
+ * for the next (pipelined) request. */
+static void finish_request(pc_conn *c)
+{
+    pc_req *r = c->req;
+    int keep = c->keepalive && c->msg_done && !c->peer_eof && !c->w->draining;
+    if (r) {
+        pc_log_access(c->w, r);
+        pc_conn_free_req(c);
+    }
+    if (!keep) {
+        close_later(c);
+        return;
+    }
+    set_read_timeout(c, c->w->cfg->limits.keepalive_timeout);
+    llhttp_resume(&c->parser);
+    bufferevent_enable(c->bev, EV_READ);
+    /* Pipelined bytes may already be waiting; do not recurse into the
+     * handler that called us. */
+    bufferevent_trigger(c->bev, EV_READ,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void fail_request(pc_conn *c, pc_errcode e, const char *msg)
+{
+    if (c->req && c->req->handler && c->req->handler->cancel) {
+        c->req->handler->cancel(c->req);
+        c->req->handler = NULL;
+    }
+    if (c->resp_started) {
+        close_later(c);
+        if (c->req)
+            pc_conn_free_req(c);
+        return;
+    }
+    write_error(c, e, msg, 1);
+    c->keepalive = 0;
+    finish_request(c);
+}
+
+/* Bare LF and obs-fold are refused before llhttp sees them (CONTRACT §3
+ * step 1); returns 0 when the head bytes are clean. */
+static int scan_head(pc_conn *c, const unsigned char *p, size_t n,
+                     unsigned char prev)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        if (ch == '\n' && prev != '\r')
+            return -1;
+        if ((ch == ' ' || ch == '\t') && prev == '\n' && c->head_bytes + i > 2)
+            return -1;
+        prev = ch;
+    }
+    return 0;
+}
+
+static void run_head(pc_conn *c)
+{
+    c->head_ready = 0;
+    c->head_done = 1;
+    c->keepalive = c->req->keepalive;
+    set_read_timeout(c, 0);
+    if (!c->has_body)
+        c->body_started = 1;
+    pc_chain_start(c->req);
+}
+
+static void conn_process(pc_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    unsigned char last = '\n';
+    while (!c->closing) {
+        size_t avail = evbuffer_get_length(in);
+        if (c->head_ready) {
+            run_head(c);
+            continue;
+        }
+        if (avail == 0)
+            break;
+        if (c->req && c->head_done) {
+            if (c->msg_done || !c->body_started)
+                break;
+            if (c->req->handler && c->req->handler->backlog &&
+                c->req->handler->backlog(c->req) > BODY_HWM) {
+                bufferevent_disable(c->bev, EV_READ);
+                c->read_paused = 1;
+                break;
+            }
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t len = v.iov_len;
+        int in_head = !c->req || !c->head_done;
+        if (in_head) {
+            uint64_t max = c->w->cfg->limits.max_header_bytes;
+            if (c->head_bytes + len > max + 1)
+                len = (size_t)(max + 1 - c->head_bytes);
+            if (scan_head(c, v.iov_base, len, c->head_bytes ? last : '\n') != 0) {
+                if (!c->req)
+                    pc_conn_new_req(c);
+                fail_request(c, PC_ERR_BAD_REQUEST, "bare LF or obs-fold");
+                return;
+            }
+            last = ((unsigned char *)v.iov_base)[len - 1];
+        }
+        enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, len);
+        size_t used = len;
+        if (e != HPE_OK)
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - (char *)v.iov_base);
+        if (in_head)
+            c->head_bytes += used;
+        evbuffer_drain(in, used);
+        if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+            if (e == HPE_PAUSED_UPGRADE)
+                llhttp_resume_after_upgrade(&c->parser), llhttp_pause(&c->parser);
+            continue;
+        }
+        if (e != HPE_OK) {
+            if (!c->req)
+                pc_conn_new_req(c);
+            pc_errcode code = c->fail != PC_ERR_NONE ? c->fail : PC_ERR_BAD_REQUEST;
+            const char *msg = c->fail != PC_ERR_NONE ? c->fail_msg
+                                                     : llhttp_get_error_reason(&c->parser);
+            fail_request(c, code, msg);
+            return;
+        }
+        if (in_head && c->req && !c->head_ready && !c->head_done &&
+            c->head_bytes > c->w->cfg->limits.max_header_bytes) {
+            fail_request(c, PC_ERR_HEADERS_TOO_LARGE, NULL);
+            return;
+        }
+        if (in_head && c->req && !c->head_done && !c->head_ready) {
+            uint64_t now = pc_now_ns();
+            uint64_t left = c->header_deadline > now
+                                ? (c->header_deadline - now) / 1000000 + 1
+                                : 1;
+            set_read_timeout(c, left);
+        }
+    }
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    pc_conn *c = arg;
+    if (c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            conn_free(c);
+        return;
+    }
+    if (c->req && c->req->handler && c->req->handler->resume &&
+        evbuffer_get_length(bufferevent_get_output(bev)) <= OUT_LWM)
+        c->req->handler->resume(c->req);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    pc_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (c->closing || (what & BEV_EVENT_WRITING)) {
+            conn_free(c);
+            return;
+        }
+        if (!c->req) { /* keep-alive idle */
+            conn_free(c);
+            return;
+        }
+        fail_request(c, PC_ERR_REQUEST_TIMEOUT, NULL);
+        return;
+    }
+    /* EOF or error. */
+    c->peer_eof = 1;
+    if (c->closing || !c->req || !c->head_done || !c->msg_done ||
+        (what & BEV_EVENT_ERROR)) {
+        conn_free(c);
+        return;
+    }
+    /* The whole request is in and the client half-closed: answer it, then
+     * close. */
+    c->keepalive = 0;
+}
+
+/* Called by the worker for each accepted socket. */
+pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
+                        const struct sockaddr *sa, socklen_t salen,
+                        SSL_CTX *ssl_ctx)
+{
+    pc_conn *c = pc_xcalloc(1, sizeof *c);
+    c->w = w;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)sa;
+        c->peer.family = 4;
+        memcpy(c->peer.b, &s4->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        c->peer.family = 6;
+        memcpy(c->peer.b, &s6->sin6_addr, 16);
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(c->peer.b, mapped, 12) == 0) {
+            c->peer.family = 4;
+            memmove(c->peer.b, c->peer.b + 12, 4);
+        }
+    }
+    (void)salen;
+    pc_ip_format(&c->peer, c->peer_text, sizeof c->peer_text);
+    if (ssl_ctx) {
+        SSL *ssl = SSL_new(ssl_ctx);
+        c->tls = 1;
+        c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
+    c->parser.data = c;
+    c->keepalive = 1;
+    pc_worker_conn_opened(w, c);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HWM);
+    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LWM, 0);
+    /* A new connection gets client_header_timeout to send its first
+     * request (nginx does the same); keepalive_timeout applies between
+     * requests. */
+    set_read_timeout(c, w->cfg->limits.client_header_timeout);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+void pc_conn_close_now(pc_conn *c)
+{
+    conn_free(c);
+}
+
+/* Graceful stop: idle connections close now, busy ones after their
+ * response (finish_request sees w->draining). */
+void pc_conn_drain(pc_conn *c)
+{
+    if (!c->req && !c->closing)
+        close_later(c);
+}
+
+/* ---- the response sink ------------------------------------------------ */
+
+static pc_conn *conn_of(pc_req *r)
+{
+    return r->sink_ctx;
+}
+
+static void add_header(struct evbuffer *out, const char *n, size_t nl,
+                       const char *v, size_t vl)
+{
+    evbuffer_add(out, n, nl);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, v, vl);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void sink_head(pc_req *r, pc_resp *resp)
+{
+    pc_conn *c = conn_of(r);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char line[64];
+    c->resp_started = 1;
+    r->status = resp->status;
+    if (r->route)
+        pc_headers_apply_rules(&resp->headers, r->arena, &r->route->resp_headers);
+    pc_headers_remove(&resp->headers, "x-request-id");
+    if (!c->msg_done || c->w->draining)
+        c->keepalive = 0;
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", resp->status,
+                     resp->reason ? resp->reason : pc_http_reason(resp->status));
+    evbuffer_add(out, line, (size_t)n);
+    for (uint32_t i = 0; i < resp->headers.n; i++) {
+        const pc_header *h = &resp->headers.v[i];
+        add_header(out, h->name, h->nlen, h->value, h->vlen);
+    }
+    add_header(out, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
+    if (resp->content_length >= 0 && (!resp->no_body || resp->status != 204)) {
+        n = snprintf(line, sizeof line, "%lld", (long long)resp->content_length);
+        if (!(resp->status == 204 || (resp->status >= 100 && resp->status < 200)))
+            add_header(out, "Content-Length", 14, line, (size_t)n);
+    } else if (!resp->no_body) {
+        if (r->http_minor >= 1) {
+            c->resp_chunked = 1;
+            add_header(out, "Transfer-Encoding", 17, "chunked", 7);
+        } else {
+            c->keepalive = 0; /* close-delimited for HTTP/1.0 */
+        }
+    }
+    if (!c->keepalive)
+        add_header(out, "Connection", 10, "close", 5);
+    else if (r->http_minor == 0)
+        add_header(out, "Connection", 10, "keep-alive", 10);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void sink_body(pc_req *r, const char *data, size_t len)
+{
+    pc_conn *c = conn_of(r);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (len == 0)
+        return;
+    r->bytes_out += len;
+    if (c->resp_chunked) {
+        char hdr[24];
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+        evbuffer_add(out, hdr, (size_t)n);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+}
+
+static void sink_end(pc_req *r)
+{
+    pc_conn *c = conn_of(r);
+    if (c->resp_chunked)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    r->handler = NULL;
+    finish_request(c);
+}
+
+static void sink_error(pc_req *r, pc_errcode e, const char *msg)
+{
+    pc_conn *c = conn_of(r);
+    r->handler = NULL;
+    if (c->resp_started) {
+        close_later(c);
+        pc_conn_free_req(c);
+        return;
+    }
+    int close = !c->msg_done || !c->keepalive || c->w->draining;
+    if (close)
+        c->keepalive = 0;
+    write_error(c, e, msg, close);
+    finish_request(c);
+}
+
+static void sink_abort(pc_req *r)
+{
+    pc_conn *c = conn_of(r);
+    r->handler = NULL;
+    c->keepalive = 0;
+    pc_conn_free_req(c);
+    close_later(c);
+}
+
+static size_t sink_backlog(pc_req *r)
+{
+    return evbuffer_get_length(bufferevent_get_output(conn_of(r)->bev));
+}
+
+static void sink_start_body(pc_req *r)
+{
+    pc_conn *c = conn_of(r);
+    if (c->body_started)
+        return;
+    c->body_started = 1;
+    if (r->expect_continue && r->http_minor >= 1 && !c->msg_done)
+        evbuffer_add(bufferevent_get_output(c->bev),
+                     "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
+    llhttp_resume(&c->parser);
+    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_trigger(c->bev, EV_READ,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void sink_resume_body(pc_req *r)
+{
+    pc_conn *c = conn_of(r);
+    if (!c->read_paused)
+        return;
+    c->read_paused = 0;
+    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_trigger(c->bev, EV_READ,
+                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static const pc_sink_ops sink_ops = {
+    .head = sink_head,
+    .body = sink_body,
+    .end = sink_end,
+    .error = sink_error,
+    .abort = sink_abort,
+    .backlog = sink_backlog,
+    .start_body = sink_start_body,
+    .resume_body = sink_resume_body,
+};

@@ -1,0 +1,60 @@
+/* conn_int.h: the client connection, private to http/ (conn.c, request.c).
+ * Nothing outside http/ includes this; chain/ and proxy/ only see pc_req
+ * and the sink table. */
+#ifndef PORTCULLIS_CONN_INT_H
+#define PORTCULLIS_CONN_INT_H
+
+#include <llhttp.h>
+
+#include "portcullis/http.h"
+#include "portcullis/worker.h"
+
+struct bufferevent;
+
+typedef struct pc_buf {
+    char *p;
+    size_t len, cap;
+} pc_buf;
+
+struct pc_conn {
+    pc_worker *w;
+    struct bufferevent *bev;
+    pc_conn *prev, *next;      /* worker's list */
+    llhttp_t parser;
+    pc_ip peer;
+    char peer_text[48];
+    int tls;
+
+    pc_req *req;               /* the request being read or answered */
+    pc_buf url, field, value;  /* header-phase scratch, freed after */
+    uint64_t head_bytes;       /* bytes of the current head so far */
+    uint64_t body_bytes;
+    uint64_t header_deadline;  /* ns, monotonic */
+    unsigned nheaders;
+
+    unsigned head_ready : 1;   /* head parsed; chain not started yet */
+    unsigned head_done : 1;    /* chain started */
+    unsigned has_body : 1;
+    unsigned body_started : 1; /* handler takes the body */
+    unsigned msg_done : 1;     /* whole request read */
+    unsigned resp_started : 1; /* response head queued */
+    unsigned resp_chunked : 1;
+    unsigned keepalive : 1;    /* keep after this response */
+    unsigned closing : 1;      /* close once output is flushed */
+    unsigned read_paused : 1;  /* body backpressure */
+    unsigned peer_eof : 1;
+    unsigned counted_ip : 1;
+    pc_errcode fail;           /* set by parser callbacks */
+    const char *fail_msg;
+};
+
+/* request.c: llhttp settings and helpers building the pc_req. */
+extern const llhttp_settings_t pc_request_settings;
+void pc_buf_free(pc_buf *b);
+/* Prepares a fresh request on c (arena, pinned config, ids). */
+pc_req *pc_conn_new_req(pc_conn *c);
+
+/* conn.c */
+void pc_conn_free_req(pc_conn *c);
+
+#endif

@@ -1,0 +1,262 @@
+/* main.c: command line, signals, start, graceful stop; nothing else.
+ * Owns the process runtime and the main event loop (signals, admin). */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "portcullis/admin.h"
+#include "portcullis/config.h"
+#include "portcullis/log.h"
+#include "portcullis/tls.h"
+#include "portcullis/util.h"
+#include "portcullis/worker.h"
+
+#define DEFAULT_CONFIG "/etc/portcullis/portcullis.yaml"
+
+typedef struct app {
+    pc_runtime rt;
+    struct event_base *base;
+    struct event *deadline, *poll;
+    int stopping;
+} app;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: portcullis [-c FILE] [-t] [--version] [-h]\n"
+            "  -c, --config FILE  configuration (default " DEFAULT_CONFIG ")\n"
+            "  -t, --test         load and fully validate FILE, print \"FILE: ok\"\n"
+            "                     and exit 0, or print every error as\n"
+            "                     \"FILE:LINE:COL: message\" and exit 1\n"
+            "      --version      print the version and exit\n"
+            "  -h, --help         print this help and exit\n");
+}
+
+static pc_config *load(const char *file)
+{
+    pc_errors err;
+    pc_errors_init(&err, file);
+    pc_config *c = pc_config_load(file, &err);
+    for (size_t i = 0; i < err.n; i++)
+        fprintf(stderr, "%s\n", err.msgs[i]);
+    if (c && err.n) { /* warnings never exist: any message is an error */
+        pc_config_unref(c);
+        c = NULL;
+    }
+    pc_errors_free(&err);
+    return c;
+}
+
+/* systemd Type=notify readiness, without linking libsystemd. */
+static void sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    ssize_t n = sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&sa,
+                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    (void)n;
+    close(fd);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    (void)fd;
+    (void)what;
+    /* Workers exit their loops once their last connection closed. */
+    int done = 0;
+    for (unsigned i = 0; i < a->rt.nworkers; i++)
+        if (atomic_load(&a->rt.workers[i]->done))
+            done++;
+    if ((unsigned)done == a->rt.nworkers)
+        event_base_loopexit(a->base, NULL);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    (void)fd;
+    (void)what;
+    pc_log(PC_LOG_WARN, "shutdown_timeout reached: closing remaining connections");
+    for (unsigned i = 0; i < a->rt.nworkers; i++)
+        pc_worker_kill(a->rt.workers[i]);
+    event_base_loopexit(a->base, NULL);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    (void)what;
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    pc_log(PC_LOG_INFO, "signal %d: draining connections", (int)sig);
+    sd_notify_msg("STOPPING=1");
+    atomic_store(&a->rt.draining, 1);
+    for (unsigned i = 0; i < a->rt.nworkers; i++)
+        pc_worker_stop(a->rt.workers[i]);
+    uint64_t ms = a->rt.cfg->limits.shutdown_timeout;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    a->deadline = evtimer_new(a->base, deadline_cb, a);
+    evtimer_add(a->deadline, &tv);
+    struct timeval p = {0, 50 * 1000};
+    a->poll = event_new(a->base, -1, EV_PERSIST, poll_cb, a);
+    event_add(a->poll, &p);
+}
+
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    pc_log(PC_LOG_WARN, "SIGHUP: live reload is not available in this build; "
+                        "configuration unchanged");
+}
+
+static void usr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    pc_logger_reopen(pc_access_logger);
+}
+
+static int run(const char *file)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    pc_config *cfg = load(file);
+    if (!cfg)
+        return 1;
+    pc_log_set_level(cfg->log.level);
+    a.rt.cfg = cfg;
+    pthread_mutex_init(&a.rt.cfg_lock, NULL);
+    a.rt.per_ip = pc_ipcount_new();
+    a.base = event_base_new();
+    int rc = 2;
+    pc_admin *admin = NULL;
+    a.rt.nworkers = (unsigned)cfg->workers;
+    a.rt.workers = pc_xcalloc(a.rt.nworkers, sizeof *a.rt.workers);
+    for (unsigned i = 0; i < a.rt.nworkers; i++) {
+        a.rt.workers[i] = pc_worker_new(&a.rt, i, cfg);
+        if (!a.rt.workers[i])
+            goto out;
+    }
+    admin = pc_admin_start(a.base, &a.rt);
+    if (!admin)
+        goto out;
+    pc_access_logger = pc_logger_start(&cfg->log, a.rt.nworkers);
+    if (!pc_access_logger && cfg->log.access && strcmp(cfg->log.access, "off") != 0)
+        goto out;
+    struct event *sigs[4] = {
+        evsignal_new(a.base, SIGTERM, stop_cb, &a),
+        evsignal_new(a.base, SIGINT, stop_cb, &a),
+        evsignal_new(a.base, SIGHUP, hup_cb, &a),
+        evsignal_new(a.base, SIGUSR1, usr1_cb, &a),
+    };
+    for (int i = 0; i < 4; i++)
+        event_add(sigs[i], NULL);
+    for (unsigned i = 0; i < a.rt.nworkers; i++)
+        if (pc_worker_start(a.rt.workers[i]) != 0) {
+            for (unsigned k = 0; k < i; k++)
+                pc_worker_kill(a.rt.workers[k]);
+            goto out_sigs_fail;
+        }
+    pc_log(PC_LOG_INFO, "portcullis %s started: %u workers, %zu listeners",
+           PC_VERSION, a.rt.nworkers, cfg->nlistens);
+    sd_notify_msg("READY=1");
+    event_base_dispatch(a.base);
+    rc = 0;
+    goto out_sigs;
+out_sigs_fail:
+    rc = 2;
+out_sigs:
+    for (int i = 0; i < 4; i++)
+        event_free(sigs[i]);
+out:
+    for (unsigned i = 0; i < a.rt.nworkers; i++)
+        pc_worker_join_free(a.rt.workers[i]);
+    free(a.rt.workers);
+    pc_admin_free(admin);
+    pc_logger_stop(pc_access_logger);
+    pc_access_logger = NULL;
+    if (a.deadline)
+        event_free(a.deadline);
+    if (a.poll)
+        event_free(a.poll);
+    event_base_free(a.base);
+    pc_ipcount_free(a.rt.per_ip);
+    pc_config_unref(cfg);
+    pthread_mutex_destroy(&a.rt.cfg_lock);
+    if (rc == 0)
+        pc_log(PC_LOG_INFO, "stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = DEFAULT_CONFIG;
+    int test = 0, ch;
+    while ((ch = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'V':
+            printf("portcullis %s\n", PC_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "portcullis: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    pc_tls_global_init();
+    if (test) {
+        pc_config *c = load(file);
+        if (!c)
+            return 1;
+        printf("%s: ok\n", file);
+        pc_config_unref(c);
+        return 0;
+    }
+    return run(file);
+}

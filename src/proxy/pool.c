@@ -1,0 +1,334 @@
+/* pool.c: per-worker keep-alive pools of upstream connections and target
+ * selection (smooth weighted round robin, least_conn, ip_hash). Owns every
+ * upstream socket of its worker; never parses HTTP (forward.c does). Only
+ * the worker thread touches its pools: no locks. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool_int.h"
+#include "portcullis/log.h"
+#include "portcullis/util.h"
+
+#define NBUCKETS 256
+
+typedef struct bal_state {
+    char *name;
+    uint64_t generation;
+    int64_t *cw; /* smooth weighted round robin current weights */
+    size_t n;
+    struct bal_state *next;
+} bal_state;
+
+struct pc_pools {
+    struct event_base *base;
+    pc_pool *buckets[NBUCKETS];
+    bal_state *bal;
+};
+
+static unsigned hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 16777619u;
+    return h;
+}
+
+pc_pools *pc_pools_new(struct event_base *base)
+{
+    pc_pools *ps = pc_xcalloc(1, sizeof *ps);
+    ps->base = base;
+    return ps;
+}
+
+static void upconn_free(pc_upconn *uc)
+{
+    if (uc->bev)
+        bufferevent_free(uc->bev);
+    free(uc);
+}
+
+void pc_pools_free(pc_pools *ps)
+{
+    if (!ps)
+        return;
+    for (int i = 0; i < NBUCKETS; i++) {
+        pc_pool *p = ps->buckets[i];
+        while (p) {
+            pc_pool *n = p->hnext;
+            while (p->idle) {
+                pc_upconn *uc = p->idle;
+                p->idle = uc->next;
+                upconn_free(uc);
+            }
+            free(p->key);
+            free(p);
+            p = n;
+        }
+    }
+    while (ps->bal) {
+        bal_state *b = ps->bal;
+        ps->bal = b->next;
+        free(b->name);
+        free(b->cw);
+        free(b);
+    }
+    free(ps);
+}
+
+pc_pool *pc_pool_get(pc_pools *ps, const char *url)
+{
+    unsigned h = hash(url) % NBUCKETS;
+    for (pc_pool *p = ps->buckets[h]; p; p = p->hnext)
+        if (strcmp(p->key, url) == 0)
+            return p;
+    pc_pool *p = pc_xcalloc(1, sizeof *p);
+    p->key = pc_xstrdup(url);
+    p->set = ps;
+    p->hnext = ps->buckets[h];
+    ps->buckets[h] = p;
+    return p;
+}
+
+void pc_pools_counts(pc_pools *ps, const char *url, unsigned *active,
+                     unsigned *idle)
+{
+    unsigned h = hash(url) % NBUCKETS;
+    *active = *idle = 0;
+    for (pc_pool *p = ps->buckets[h]; p; p = p->hnext)
+        if (strcmp(p->key, url) == 0) {
+            *active = p->nactive;
+            *idle = p->nidle;
+        }
+}
+
+static void idle_unlink(pc_upconn *uc)
+{
+    pc_pool *p = uc->pool;
+    if (uc->prev)
+        uc->prev->next = uc->next;
+    else
+        p->idle = uc->next;
+    if (uc->next)
+        uc->next->prev = uc->prev;
+    uc->prev = uc->next = NULL;
+    p->nidle--;
+}
+
+pc_upconn *pc_pool_take(pc_pool *p)
+{
+    pc_upconn *uc = p->idle;
+    if (!uc)
+        return NULL;
+    idle_unlink(uc);
+    p->nactive++;
+    bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
+    return uc;
+}
+
+/* An idle connection became readable, closed, or timed out: in every case
+ * it can no longer be used (an upstream must not talk unasked). */
+static void idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    pc_upconn *uc = arg;
+    (void)bev;
+    idle_unlink(uc);
+    upconn_free(uc);
+}
+
+static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    idle_read_cb(bev, arg);
+}
+
+void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
+{
+    pc_pool *p = uc->pool;
+    p->nactive--;
+    uc->owner = NULL;
+    if (p->nidle >= u->keepalive) {
+        upconn_free(uc);
+        return;
+    }
+    uc->requests++;
+    uc->next = p->idle;
+    uc->prev = NULL;
+    if (p->idle)
+        p->idle->prev = uc;
+    p->idle = uc;
+    p->nidle++;
+    struct timeval tv = {(time_t)(u->idle_timeout / 1000),
+                         (suseconds_t)(u->idle_timeout % 1000) * 1000};
+    bufferevent_set_timeouts(uc->bev, &tv, NULL);
+    bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
+    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(uc->bev, EV_READ);
+}
+
+void pc_pool_close(pc_upconn *uc)
+{
+    uc->pool->nactive--;
+    upconn_free(uc);
+}
+
+static int is_ip_literal(const char *h)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+}
+
+pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
+{
+    pc_upconn *uc = pc_xcalloc(1, sizeof *uc);
+    uc->pool = p;
+    struct event_base *base = p->set->base;
+    if (t->tls) {
+        SSL *ssl = SSL_new(u->ssl_ctx);
+        if (!ssl)
+            goto fail;
+        if (!is_ip_literal(t->host))
+            SSL_set_tlsext_host_name(ssl, t->host);
+        if (u->tls_verify) {
+            if (is_ip_literal(t->host))
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host);
+            else
+                SSL_set1_host(ssl, t->host);
+        }
+        uc->bev = bufferevent_openssl_socket_new(base, -1, ssl,
+                                                 BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+        if (uc->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
+    } else {
+        uc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!uc->bev)
+        goto fail;
+    struct timeval tv = {(time_t)(u->connect_timeout / 1000),
+                         (suseconds_t)(u->connect_timeout % 1000) * 1000};
+    bufferevent_set_timeouts(uc->bev, &tv, &tv);
+    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&t->addr,
+                                   (int)t->addrlen) != 0) {
+        pc_log(PC_LOG_WARN, "connect to %s failed: %s", t->url, strerror(errno));
+        goto fail;
+    }
+    int one = 1;
+    evutil_socket_t fd = bufferevent_getfd(uc->bev);
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    p->nactive++;
+    return uc;
+fail:
+    upconn_free(uc);
+    return NULL;
+}
+
+static bal_state *bal_get(pc_pools *ps, const pc_config *cfg,
+                          const pc_upstream *u)
+{
+    bal_state *b;
+    for (b = ps->bal; b; b = b->next)
+        if (strcmp(b->name, u->name) == 0)
+            break;
+    if (!b) {
+        b = pc_xcalloc(1, sizeof *b);
+        b->name = pc_xstrdup(u->name);
+        b->next = ps->bal;
+        ps->bal = b;
+    }
+    if (b->generation != cfg->generation || b->n != u->ntargets) {
+        free(b->cw);
+        b->cw = pc_xcalloc(u->ntargets, sizeof *b->cw);
+        b->n = u->ntargets;
+        b->generation = cfg->generation;
+    }
+    return b;
+}
+
+/* nginx's smooth weighted round robin: each pick adds every weight to its
+ * current value, takes the largest, and subtracts the total from it. */
+static int pick_rr(pc_pools *ps, const pc_config *cfg, const pc_upstream *u,
+                   uint64_t tried)
+{
+    bal_state *b = bal_get(ps, cfg, u);
+    int64_t total = 0;
+    int best = -1;
+    for (size_t i = 0; i < u->ntargets; i++) {
+        if (i < 64 && (tried >> i) & 1)
+            continue;
+        b->cw[i] += u->targets[i].weight;
+        total += u->targets[i].weight;
+        if (best < 0 || b->cw[i] > b->cw[best])
+            best = (int)i;
+    }
+    if (best >= 0)
+        b->cw[best] -= total;
+    return best;
+}
+
+static int pick_least(pc_pools *ps, const pc_upstream *u, uint64_t tried)
+{
+    int best = -1;
+    uint64_t best_score = 0;
+    for (size_t i = 0; i < u->ntargets; i++) {
+        if (i < 64 && (tried >> i) & 1)
+            continue;
+        pc_pool *p = pc_pool_get(ps, u->targets[i].url);
+        /* active / weight, compared without division */
+        uint64_t score = (uint64_t)p->nactive * 1000000 / u->targets[i].weight;
+        if (best < 0 || score < best_score) {
+            best = (int)i;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+static int pick_hash(const pc_upstream *u, const pc_ip *client, uint64_t tried)
+{
+    uint32_t h = 2166136261u;
+    int n = client->family == 4 ? 4 : 16;
+    for (int i = 0; i < n; i++)
+        h = (h ^ client->b[i]) * 16777619u;
+    uint64_t total = 0;
+    for (size_t i = 0; i < u->ntargets; i++)
+        total += u->targets[i].weight;
+    uint64_t slot = h % total;
+    size_t idx = 0;
+    for (; idx < u->ntargets; idx++) {
+        if (slot < u->targets[idx].weight)
+            break;
+        slot -= u->targets[idx].weight;
+    }
+    for (size_t k = 0; k < u->ntargets; k++) {
+        size_t i = (idx + k) % u->ntargets;
+        if (!(i < 64 && (tried >> i) & 1))
+            return (int)i;
+    }
+    return -1;
+}
+
+int pc_balance_pick(pc_pools *ps, const pc_config *cfg, const pc_upstream *u,
+                    const pc_ip *client, uint64_t tried)
+{
+    if (u->ntargets == 0)
+        return -1;
+    switch (u->balance) {
+    case PC_BAL_LEAST_CONN:
+        return pick_least(ps, u, tried);
+    case PC_BAL_IP_HASH:
+        return pick_hash(u, client, tried);
+    default:
+        return pick_rr(ps, cfg, u, tried);
+    }
+}

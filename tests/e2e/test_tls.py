@@ -1,0 +1,174 @@
+"""TLS listeners (CONTRACT §2 listen.tls): certificates chosen by SNI,
+min_version, ALPN http/1.1, session resumption, plain HTTP on a TLS port,
+X-Forwarded-Proto https."""
+
+import re
+import socket
+import ssl
+import zlib
+
+import pytest
+
+import helpers
+from helpers import RawConn, build_request, req_headers
+from upstream import pattern_bytes
+
+
+@pytest.fixture(scope="module")
+def tg(tmp_path_factory, certs):
+    env = helpers.Env(tmp_path_factory.mktemp("tls"))
+    up = env.upstream("a")
+    p12, p13, admin = helpers.free_port(), helpers.free_port(), helpers.free_port()
+    both = [{"cert": certs.a[0], "key": certs.a[1]}, {"cert": certs.b[0], "key": certs.b[1]}]
+    cfg = helpers.base_config(
+        p12, admin, {"a": helpers.upstream_conf(up)},
+        [{"name": "all", "match": {"path": "/"}, "upstream": "a"}],
+        workers=2,
+        limits={"max_body_bytes": "4m"},
+        listen=[{"address": "127.0.0.1:%d" % p12,
+                 "tls": {"certificates": both, "min_version": "TLSv1.2"}},
+                {"address": "127.0.0.1:%d" % p13,
+                 "tls": {"certificates": both, "min_version": "TLSv1.3"}}])
+    gw = env.gateway(cfg)
+    ns = type("TG", (), {})()
+    ns.gw, ns.up, ns.p12, ns.p13, ns.certs = gw, up, p12, p13, certs
+    yield ns
+    env.close()
+
+
+def peer_cn(sock):
+    cert = sock.getpeercert()
+    return dict(x[0] for x in cert["subject"])["commonName"]
+
+
+def handshake(port, ctx, sni):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return ctx.wrap_socket(s, server_hostname=sni)
+
+
+def unverified_cn(port, sni):
+    ctx = helpers.client_ctx(verify=False)
+    with handshake(port, ctx, sni) as s:
+        der = s.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    out = helpers.subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+                                 capture_output=True, text=True).stdout
+    return out.strip().split("CN")[-1].lstrip(" =")
+
+
+def get(sock, target):
+    c = RawConn.__new__(RawConn)
+    c.sock, c.buf, c.timeout = sock, bytearray(), 5
+    c.send(build_request("GET", target, host="a.test"))
+    return c.read_response()
+
+
+@pytest.mark.parametrize("sni,cn", [("a.test", "a.test"), ("b.test", "b.test"),
+                                    ("x.a.test", "a.test")])
+def test_certificate_chosen_by_sni(tg, sni, cn):
+    ctx = helpers.client_ctx(tg.certs.ca)
+    with handshake(tg.p12, ctx, sni) as s:
+        assert peer_cn(s) == cn
+        r = get(s, "/sni")
+        assert r.status == 200
+
+
+def test_unknown_or_no_sni_gets_default_certificate(tg):
+    assert unverified_cn(tg.p12, "unknown.test") == "a.test"
+    assert unverified_cn(tg.p12, None) == "a.test"
+
+
+def test_min_version_tls13(tg):
+    old = helpers.client_ctx(tg.certs.ca, max_v=ssl.TLSVersion.TLSv1_2)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+        with handshake(tg.p13, old, "a.test") as s:
+            get(s, "/should-not-work")
+    with handshake(tg.p13, helpers.client_ctx(tg.certs.ca), "a.test") as s:
+        assert s.version() == "TLSv1.3"
+        assert get(s, "/v13").status == 200
+    with handshake(tg.p12, old, "a.test") as s:
+        assert s.version() == "TLSv1.2"
+        assert get(s, "/v12").status == 200
+
+
+def test_alpn_http11(tg):
+    ctx = helpers.client_ctx(tg.certs.ca, alpn=["h2", "http/1.1"])
+    with handshake(tg.p12, ctx, "a.test") as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+        assert get(s, "/alpn").status == 200
+
+
+def test_alpn_never_h2(tg):
+    ctx = helpers.client_ctx(tg.certs.ca, alpn=["h2"])
+    try:
+        with handshake(tg.p12, ctx, "a.test") as s:
+            assert s.selected_alpn_protocol() in (None, "http/1.1")
+    except ssl.SSLError:
+        pass  # no_application_protocol alert is also correct
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_session_resumption(tg, version):
+    v = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    ctx = helpers.client_ctx(tg.certs.ca, min_v=v, max_v=v)
+    reused = []
+    session = None
+    for i in range(4):  # with 2 workers, resumption must work on either
+        s = socket.create_connection(("127.0.0.1", tg.p12), timeout=5)
+        s = ctx.wrap_socket(s, server_hostname="a.test", session=session)
+        with s:
+            assert get(s, "/resume/%d" % i).status == 200
+            if i:
+                reused.append(s.session_reused)
+            session = s.session
+    assert all(reused), "TLS %s sessions not resumed: %r" % (version, reused)
+
+
+def test_x_forwarded_proto_https(tg):
+    with handshake(tg.p12, helpers.client_ctx(tg.certs.ca), "a.test") as s:
+        assert get(s, "/xfp").status == 200
+    h = req_headers(tg.up.last_request())
+    assert h["x-forwarded-proto"] == ["https"]
+
+
+def test_bodies_over_tls(tg):
+    body = pattern_bytes(1_000_000)
+    with RawConn(tg.p12, tls=helpers.client_ctx(tg.certs.ca), sni="a.test") as c:
+        c.send(build_request("POST", "/upload", body=body, host="a.test"))
+        r = c.read_response()
+        assert r.status == 200 and r.json()["body_len"] == len(body)
+        c.send(build_request("GET", "/bytes/2000000", host="a.test"))
+        r = c.read_response()
+        assert r.status == 200 and r.body == pattern_bytes(2_000_000)
+    assert tg.up.requests()[-2]["crc32"] == zlib.crc32(body)
+
+
+def test_plain_http_on_tls_port(tg):
+    mark = tg.up.mark()
+    with RawConn(tg.p12, timeout=5) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        try:
+            data = c.sock.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        # closed, a TLS alert, or a 400: anything but a proxied answer
+        assert (data == b"" or data[:1] == b"\x15" or
+                re.match(rb"^HTTP/1\.[01] 400 ", data)), "answer to plain HTTP: %r" % data[:100]
+        if data:
+            assert c.closed_within(3), "connection left open after plain HTTP on a TLS port"
+    assert not tg.up.since(mark, "req")
+    with handshake(tg.p12, helpers.client_ctx(tg.certs.ca), "a.test") as s:
+        assert get(s, "/after-plain").status == 200
+
+
+def test_truncated_handshakes_are_harmless(tg):
+    hello_start = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x11" * 32
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", tg.p12), timeout=5)
+        s.sendall(hello_start)
+        s.close()
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", tg.p12), timeout=5)
+        s.close()
+    with handshake(tg.p12, helpers.client_ctx(tg.certs.ca), "b.test") as s:
+        assert get(s, "/after-junk").status == 200

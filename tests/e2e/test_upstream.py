@@ -1,0 +1,328 @@
+"""Upstream side (CONTRACT §2 upstreams, §3 step 9, §4 502/504): pooling,
+stale pooled connections, failures and timeouts, retries, balancing, and
+HTTPS upstreams (verification, CA file, SNI)."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+import helpers
+from helpers import RawConn, assert_error, build_request, req_headers, request
+
+
+def gateway(env, upstreams, routes=None, **extra):
+    port, admin = helpers.free_port(), helpers.free_port()
+    routes = routes or [{"name": "all", "match": {"path": "/"}, "upstream": "u"}]
+    return env.gateway(helpers.base_config(port, admin, upstreams, routes, **extra))
+
+
+def dead_url():
+    return "http://127.0.0.1:%d" % helpers.free_port()
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def test_pooling_few_upstream_connections(env):
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, keepalive=8)}, workers=2)
+    for c in range(5):
+        with RawConn(gw.port) as conn:
+            for i in range(10):
+                conn.send(build_request("GET", "/pool/%d/%d" % (c, i)))
+                assert conn.read_response().status == 200
+    assert len(up.requests()) == 50
+    n = up.connections()
+    assert n <= 4, "50 sequential requests used %d upstream connections" % n
+
+
+def test_pooled_connection_idle_closed_by_upstream(env):
+    up = env.upstream("a", idle_close_ms=200)
+    gw = gateway(env, {"u": helpers.upstream_conf(up, idle_timeout="60s")})
+    for i in range(4):
+        r = request(gw.port, "GET", "/idle/%d" % i)
+        assert r.status == 200, "request %d after the upstream idle-closed: %r" % (i, r)
+        time.sleep(0.5)
+    assert len(up.events("idle_close")) >= 2, "upstream never idle-closed (test ineffective)"
+
+
+def test_stale_pooled_connection_retried_fresh(env):
+    """The upstream reads the second request on a connection and closes it
+    without answering: the gateway must resend on a fresh connection, even
+    with retries: 0, since nothing reached the client yet."""
+    up = env.upstream("a", drop_after=1)
+    gw = gateway(env, {"u": helpers.upstream_conf(up, retries=0)})
+    with RawConn(gw.port) as c:
+        for i in range(10):
+            c.send(build_request("GET", "/stale/%d" % i))
+            r = c.read_response()
+            assert r.status == 200, "request %d on a stale pooled connection: %r" % (i, r)
+    assert len(up.events("dropped")) >= 1, "pooled connection never reused (test ineffective)"
+    assert len(up.requests()) == 10
+
+
+def test_upstream_closing_after_each_answer(env):
+    """The upstream closes right after every answer without saying so."""
+    up = env.upstream("a", max_requests=1)
+    gw = gateway(env, {"u": helpers.upstream_conf(up, retries=0)})
+    with RawConn(gw.port) as c:
+        for i in range(20):
+            c.send(build_request("GET", "/once/%d" % i))
+            assert c.read_response().status == 200, i
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_connect_refused_502(env):
+    gw = gateway(env, {"u": helpers.upstream_conf(dead_url(), retries=0)})
+    t0 = time.monotonic()
+    assert_error(request(gw.port, "GET", "/x"), 502, "bad_gateway")
+    assert time.monotonic() - t0 < 2
+
+
+def test_upstream_closes_without_answer_502(env):
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, retries=0)})
+    assert_error(request(gw.port, "GET", "/close"), 502, "bad_gateway")
+    assert request(gw.port, "GET", "/fine").status == 200
+
+
+def test_upstream_reset_502(env):
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, retries=0)})
+    assert_error(request(gw.port, "GET", "/reset"), 502, "bad_gateway")
+    assert request(gw.port, "GET", "/fine").status == 200
+
+
+def test_truncated_upstream_response_not_a_clean_answer(env):
+    """A body cut short after the head was sent cannot become a 502 any more;
+    the client must see the connection end before Content-Length is met."""
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, read_timeout="500ms", retries=0)})
+    with RawConn(gw.port, timeout=5) as c:
+        c.send(build_request("GET", "/dribble/5/2000"))
+        with pytest.raises(helpers.Closed):
+            c.read_response()
+
+
+def test_read_timeout_504(env):
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, read_timeout="500ms", retries=0)})
+    t0 = time.monotonic()
+    assert_error(request(gw.port, "GET", "/sleep/3000"), 504, "gateway_timeout")
+    elapsed = time.monotonic() - t0
+    assert 0.4 <= elapsed <= 2.0, elapsed
+
+
+def test_read_timeout_is_a_gap(env):
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, read_timeout="600ms", retries=0)})
+    r = request(gw.port, "GET", "/dribble/5/200")
+    assert r.status == 200 and r.body == b"ddddd"
+
+
+@pytest.fixture
+def blackhole():
+    """A listener whose accept queue is full: connects to it hang (SYN dropped)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    time.sleep(0.2)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        probe.connect(("127.0.0.1", port))
+        hangs = False
+    except socket.timeout:
+        hangs = True
+    probe.close()
+    assert hangs, "could not build a hanging connect target"
+    yield port
+    for s in fillers:
+        s.close()
+    lsock.close()
+
+
+def test_connect_timeout_502(env, blackhole):
+    url = "http://127.0.0.1:%d" % blackhole
+    gw = gateway(env, {"u": helpers.upstream_conf(url, connect_timeout="500ms", retries=0)})
+    t0 = time.monotonic()
+    assert_error(request(gw.port, "GET", "/x"), 502, "bad_gateway")
+    elapsed = time.monotonic() - t0
+    assert 0.4 <= elapsed <= 2.0, elapsed
+
+
+# ---------------------------------------------------------------- retries
+
+
+def test_retries_idempotent_only(env):
+    live = env.upstream("live")
+    gw = gateway(env, {"u": helpers.upstream_conf(live, dead_url(), balance="round_robin",
+                                                  retries=1)})
+    for method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS"):
+        for i in range(4):
+            r = request(gw.port, method, "/idem/%d" % i, body=b"p" if method == "PUT" else None)
+            assert r.status == 200, (method, i, r)
+    statuses = []
+    for i in range(6):
+        r = request(gw.port, "POST", "/post/%d" % i, body=b"payload")
+        statuses.append(r.status)
+        if r.status != 200:
+            assert_error(r, 502, "bad_gateway")
+    assert statuses.count(502) >= 1, "no POST hit the dead target: %r" % statuses
+    assert statuses.count(200) >= 1, statuses
+    posts = [e for e in live.requests() if e["method"] == "POST"]
+    assert len(posts) == statuses.count(200), "a POST was retried on the other target"
+
+
+def test_retries_zero_not_retried(env):
+    live = env.upstream("live")
+    gw = gateway(env, {"u": helpers.upstream_conf(live, dead_url(), retries=0)})
+    statuses = [request(gw.port, "GET", "/r/%d" % i).status for i in range(6)]
+    assert 502 in statuses and 200 in statuses, statuses
+
+
+# ---------------------------------------------------------------- balancing
+
+
+def test_round_robin_weights(env):
+    a, b = env.upstream("a"), env.upstream("b")
+    gw = gateway(env, {"u": helpers.upstream_conf((a, 2), (b, 1), balance="round_robin")})
+    seq = []
+    with RawConn(gw.port) as c:
+        for i in range(30):
+            c.send(build_request("GET", "/rr/%d" % i))
+            r = c.read_response()
+            assert r.status == 200
+            seq.append(r.header("X-Upstream"))
+    assert seq.count("a") == 20 and seq.count("b") == 10, seq
+    runs = "".join(seq).split("b")
+    assert max(len(x) for x in runs) <= 2, "not smooth: %r" % "".join(seq)
+
+
+def test_least_conn(env):
+    a, b = env.upstream("a"), env.upstream("b")
+    gw = gateway(env, {"u": helpers.upstream_conf(a, b, balance="least_conn")})
+    result = {}
+
+    def slow():
+        result["r"] = request(gw.port, "GET", "/sleep/1500/slow", timeout=10)
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        busy = helpers.wait_for(
+            lambda: next((u for u in (a, b) if any("slow" in e["path"] for e in u.requests())),
+                         None), timeout=5, what="the slow request upstream")
+        others = []
+        for i in range(4):
+            r = request(gw.port, "GET", "/quick/%d" % i)
+            assert r.status == 200
+            others.append(r.header("X-Upstream"))
+        assert busy.name not in others, "least_conn sent to the busy target: %r" % others
+    finally:
+        t.join()
+    assert result["r"].status == 200
+
+
+def test_ip_hash_sticky_and_spread(env):
+    a, b = env.upstream("a"), env.upstream("b")
+    gw = gateway(env, {"u": helpers.upstream_conf(a, b, balance="ip_hash")})
+    chosen = {}
+    for i in range(2, 22):
+        ip = "127.0.0.%d" % i
+        got = {request(gw.port, "GET", "/ip/%d" % j, source=ip).header("X-Upstream")
+               for j in range(3)}
+        assert len(got) == 1, "ip_hash not sticky for %s: %r" % (ip, got)
+        chosen[ip] = got.pop()
+    assert set(chosen.values()) == {"a", "b"}, "20 addresses all hashed to one target"
+
+
+def test_ip_hash_uses_forwarded_for_only_from_trusted(env):
+    a, b = env.upstream("a"), env.upstream("b")
+    ups = {"u": helpers.upstream_conf(a, b, balance="ip_hash")}
+    untrusted = gateway(env, ups)
+    trusted = gateway(env, ups, trusted_proxies=["127.0.0.0/8"])
+
+    def pick(gw, xff):
+        r = request(gw.port, "GET", "/xff", headers=[("X-Forwarded-For", xff)])
+        assert r.status == 200
+        return r.header("X-Upstream")
+    spoofed = {pick(untrusted, "203.0.113.%d" % i) for i in range(1, 21)}
+    assert len(spoofed) == 1, "X-Forwarded-For believed from an untrusted peer"
+    picks = {}
+    for i in range(1, 21):
+        xff = "198.51.100.9, 203.0.113.%d" % i
+        p = {pick(trusted, xff) for _ in range(2)}
+        assert len(p) == 1
+        picks[xff] = p.pop()
+    assert set(picks.values()) == {"a", "b"}, "client address from X-Forwarded-For not used"
+    # the rightmost entry that is not a trusted proxy is the client
+    assert pick(trusted, "203.0.113.5, 127.0.0.9") == picks["198.51.100.9, 203.0.113.5"]
+    h = req_headers(a.requests()[-1] if a.requests()[-1]["t"] > b.requests()[-1]["t"]
+                    else b.requests()[-1])
+    assert h["x-forwarded-for"] == ["203.0.113.5, 127.0.0.9, 127.0.0.1"]
+
+
+# ---------------------------------------------------------------- HTTPS upstreams
+
+
+def https_up(env, cert):
+    up = env.upstream("tls", tls_cert=cert[0], tls_key=cert[1])
+    return up, "https://localhost:%d" % up.port
+
+
+def test_https_upstream_verified_with_sni(env, certs):
+    up, url = https_up(env, certs.localhost)
+    gw = gateway(env, {"u": helpers.upstream_conf(url, tls_verify=True, ca_file=certs.ca)})
+    for i in range(5):
+        r = request(gw.port, "GET", "/tls/%d" % i)
+        assert r.status == 200, r
+        assert r.json()["path"] == "/tls/%d" % i
+    conns = up.events("conn")
+    assert conns and all(c["sni"] == "localhost" for c in conns), conns
+    assert len(conns) <= 2, "TLS upstream connections not pooled: %d" % len(conns)
+    h = req_headers(up.last_request())
+    assert h["host"] == ["localhost:%d" % up.port]
+
+
+def test_https_upstream_untrusted_502(env, certs):
+    up, url = https_up(env, certs.rogue_localhost)
+    gw = gateway(env, {"u": helpers.upstream_conf(url, tls_verify=True, ca_file=certs.ca,
+                                                  retries=0)})
+    assert_error(request(gw.port, "GET", "/x"), 502, "bad_gateway")
+    assert not up.requests()
+
+
+def test_https_upstream_default_store_rejects_test_ca(env, certs):
+    up, url = https_up(env, certs.localhost)
+    gw = gateway(env, {"u": helpers.upstream_conf(url, retries=0)})
+    assert_error(request(gw.port, "GET", "/x"), 502, "bad_gateway")
+    assert not up.requests()
+
+
+def test_https_upstream_name_mismatch_502(env, certs):
+    up, url = https_up(env, certs.other)
+    gw = gateway(env, {"u": helpers.upstream_conf(url, tls_verify=True, ca_file=certs.ca,
+                                                  retries=0)})
+    assert_error(request(gw.port, "GET", "/x"), 502, "bad_gateway")
+    assert not up.requests()
+
+
+def test_https_upstream_verify_off(env, certs):
+    up, url = https_up(env, certs.rogue_localhost)
+    gw = gateway(env, {"u": helpers.upstream_conf(url, tls_verify=False)})
+    r = request(gw.port, "GET", "/noverify")
+    assert r.status == 200 and r.json()["path"] == "/noverify"
