@@ -138,7 +138,9 @@ typedef struct pc_config {
     pc_route *routes;
     size_t nroutes;
     pc_trie *trie;               /* routes compiled; data = pc_route* */
-    uint64_t generation;         /* 1 for the first load, +1 per reload */
+    uint64_t generation;         /* 1 for the first load, +1 per reload
+                                    (the loader sets 1; the reloader sets
+                                    old->generation + 1) */
 } pc_config;
 
 /* Loads and fully validates FILE. On success returns a generation with one
@@ -146,8 +148,8 @@ typedef struct pc_config {
  * "FILE:LINE:COL: message"), having freed all it built. Keys of later
  * features (redis, jwt, cache, acl, rate_limit, validate, compress,
  * verify_signature, webhooks, health_check, circuit_breaker) are rejected
- * with "'x' is not supported by this build" so that no security setting is
- * ever silently ignored. */
+ * with "'x' is not supported by this build yet" so that no security setting
+ * is ever silently ignored. Errors come back sorted by line and column. */
 pc_config *pc_config_load(const char *file, pc_errors *err);
 /* Same from a parsed tree (tests, fuzzers). */
 pc_config *pc_config_from_node(const pc_node *root, const char *file,

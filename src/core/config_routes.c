@@ -257,11 +257,12 @@ static void read_set(pc_header_rules *h, const pc_node *map, pc_errors *err)
                           k->value);
             continue;
         }
-        for (size_t j = 0; j < h->nset; j++) {
-            if (!strcasecmp(h->set[j].name, k->value)) {
-                pc_errors_add(err, k, "header '%s' is set twice", k->value);
-                break;
-            }
+        size_t j = 0;
+        while (j < h->nset && strcasecmp(h->set[j].name, k->value) != 0)
+            j++;
+        if (j < h->nset) {
+            pc_errors_add(err, k, "header '%s' is set twice", k->value);
+            continue;
         }
         if (pc_node_str(v, k->value, &val, err) < 0)
             continue;

@@ -382,6 +382,9 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
     c->parser.data = c;
+    /* Let any single-digit version through llhttp so that a well-formed
+     * HTTP/1.2 or HTTP/2.0 gets 505 from on_version_complete, not 400. */
+    c->parser.lenient_flags |= LENIENT_VERSION;
     c->keepalive = 1;
     pc_worker_conn_opened(w, c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);

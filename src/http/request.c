@@ -99,6 +99,25 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* A segment "..;x" or ".;x" is a dot segment to servers that strip path
+ * parameters (Tomcat, Jetty): refusing it keeps "/api/..;/admin" from
+ * reaching /admin behind a route for /api. */
+static int dot_params(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '/')
+            continue;
+        size_t k = i + 1;
+        if (k < n && p[k] == '.')
+            k++;
+        if (k < n && p[k] == '.')
+            k++;
+        if (k > i + 1 && k < n && p[k] == ';')
+            return 1;
+    }
+    return 0;
+}
+
 /* Splits the request target into authority (absolute-form), path, query. */
 static int parse_target(pc_conn *c, pc_req *r, const char **authority,
                         size_t *alen)
@@ -139,6 +158,8 @@ static int parse_target(pc_conn *c, pc_req *r, const char **authority,
     }
     if (memchr(u, '#', len))
         return fail(c, PC_ERR_BAD_REQUEST, "fragment in request target");
+    if (memchr(u, '\\', len))
+        return fail(c, PC_ERR_BAD_REQUEST, "backslash in request target");
     const char *q = memchr(u, '?', len);
     size_t plen = q ? (size_t)(q - u) : len;
     char *out = pc_arena_alloc(r->arena, plen + 1);
@@ -148,6 +169,8 @@ static int parse_target(pc_conn *c, pc_req *r, const char **authority,
         return fail(c, PC_ERR_BAD_REQUEST, "path climbs above the root");
     if (st != PC_PATH_OK)
         return fail(c, PC_ERR_BAD_REQUEST, "invalid request path");
+    if (dot_params(out, olen))
+        return fail(c, PC_ERR_BAD_REQUEST, "dot segment with parameters");
     r->path = out;
     r->pathlen = olen;
     r->query = q ? pc_arena_strndup(r->arena, q + 1, len - plen - 1) : NULL;

@@ -201,6 +201,14 @@ class RawConn:
         self.buf = bytearray()
         self.timeout = timeout
 
+    @classmethod
+    def from_socket(cls, sock, timeout=10.0):
+        """Wraps an already connected (possibly TLS) socket."""
+        c = cls.__new__(cls)
+        c.sock, c.buf, c.timeout = sock, bytearray(), timeout
+        sock.settimeout(timeout)
+        return c
+
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("latin-1")

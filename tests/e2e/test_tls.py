@@ -57,8 +57,7 @@ def unverified_cn(port, sni):
 
 
 def get(sock, target):
-    c = RawConn.__new__(RawConn)
-    c.sock, c.buf, c.timeout = sock, bytearray(), 5
+    c = RawConn.from_socket(sock, 5)
     c.send(build_request("GET", target, host="a.test"))
     return c.read_response()
 
