@@ -6,15 +6,15 @@
 
 #include "portcullis/http.h"
 
-struct event_base;
 typedef struct pc_pools pc_pools;
+typedef struct pc_sock_loop pc_sock_loop;
 
 /* Starts forwarding req (req->route set). Answers through req->sink, always:
  * a response, or a gateway error (502/503/504). */
 void pc_proxy_start(pc_req *req);
 
 /* Per-worker pool set: created at worker start, freed at its end. */
-pc_pools *pc_pools_new(struct event_base *base);
+pc_pools *pc_pools_new(pc_sock_loop *loop);
 void pc_pools_free(pc_pools *p);
 /* Idle and active connection counts of a target (admin, least_conn). */
 void pc_pools_counts(pc_pools *p, const char *url, unsigned *active,

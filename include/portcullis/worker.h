@@ -43,6 +43,7 @@ typedef struct pc_worker {
     struct event *tick_ev;      /* 1 s housekeeping */
     int draining;
     atomic_int done;            /* the loop has returned */
+    struct pc_sock_loop *sockloop; /* write queue of this loop's sockets */
     pc_pools *pools;            /* upstream keep-alive pools (proxy/pool.c) */
     pc_conn *conns;             /* every client connection of this worker */
     long nconns;

@@ -67,8 +67,8 @@ int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
     if (pc_node_duration(n, name, &v, err) < 0)
         return -1;
     if (v < min || v > max) {
-        pc_errors_add(err, n, "value %s for '%s' out of range %s..%s",
-                      n->value, name, pc_format_duration(min, a, sizeof a),
+        pc_errors_add(err, n, "value %s for '%s' out of range %s..%s", n->value,
+                      name, pc_format_duration(min, a, sizeof a),
                       pc_format_duration(max, b, sizeof b));
         return -1;
     }
@@ -144,7 +144,8 @@ int pc_parse_hostport(const char *s, struct sockaddr_storage *ss,
     memset(ss, 0, sizeof *ss);
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host) {
+        if (!close || close[1] != ':' ||
+            (size_t)(close - s - 1) >= sizeof host) {
             snprintf(err, errlen, "expected [IPv6]:port");
             return -1;
         }
@@ -158,7 +159,8 @@ int pc_parse_hostport(const char *s, struct sockaddr_storage *ss,
             return -1;
         }
         if (memchr(s, ':', (size_t)(colon - s))) {
-            snprintf(err, errlen, "an IPv6 address needs brackets: [addr]:port");
+            snprintf(err, errlen,
+                     "an IPv6 address needs brackets: [addr]:port");
             return -1;
         }
         memcpy(host, s, (size_t)(colon - s));
@@ -271,7 +273,8 @@ static void read_certificates(pc_config *c, pc_listen *l, const pc_node *seq,
         pc_tls_cert *cert = &l->certs[l->ncerts++];
         const pc_node *cn = pc_node_get(e, "cert"), *kn = pc_node_get(e, "key");
         if (!cn || !kn)
-            pc_errors_add(err, e, "a certificates entry needs 'cert' and 'key'");
+            pc_errors_add(err, e,
+                          "a certificates entry needs 'cert' and 'key'");
         if (cn && pc_config_nonempty(cn, "cert", &s, err) == 0) {
             cert->cert = pc_config_abspath(c, s);
             free(s);
@@ -303,8 +306,8 @@ static void read_tls(pc_config *c, pc_listen *l, const pc_node *n,
         if (!strcmp(s, "TLSv1.3"))
             l->min_version = TLS1_3_VERSION;
         else if (strcmp(s, "TLSv1.2") != 0)
-            pc_errors_add(err, mv,
-                          "min_version must be TLSv1.2 or TLSv1.3, got '%s'", s);
+            pc_errors_add(
+                err, mv, "min_version must be TLSv1.2 or TLSv1.3, got '%s'", s);
         free(s);
     }
 }
@@ -333,8 +336,9 @@ static void read_listens(pc_config *c, const pc_node *root, const pc_node *seq,
                          pc_errors *err)
 {
     if (!seq) {
-        pc_errors_add(err, root, "missing 'listen': at least one listener is "
-                                 "required");
+        pc_errors_add(err, root,
+                      "missing 'listen': at least one listener is "
+                      "required");
         return;
     }
     if (pc_node_expect_seq(seq, "listen", err) < 0)
@@ -348,7 +352,8 @@ static void read_listens(pc_config *c, const pc_node *root, const pc_node *seq,
         pc_listen *l = &c->listens[c->nlistens++];
         read_listen(c, l, seq->vals[i], err);
         for (size_t j = 0; l->addrlen && j < i; j++) {
-            if (c->listens[j].addrlen && same_addr(&c->listens[j].addr, &l->addr)) {
+            if (c->listens[j].addrlen &&
+                same_addr(&c->listens[j].addr, &l->addr)) {
                 pc_errors_add(err, pc_node_get(seq->vals[i], "address"),
                               "duplicate listen address '%s' (also at line %d)",
                               l->address,
@@ -377,8 +382,9 @@ static void read_admin(pc_config *c, const pc_node *n, pc_errors *err)
     for (size_t i = 0; c->admin_addrlen && i < c->nlistens; i++) {
         if (c->listens[i].addrlen &&
             same_addr(&c->listens[i].addr, &c->admin_addr)) {
-            pc_errors_add(err, l, "admin listen address '%s' is also a "
-                                  "'listen' address",
+            pc_errors_add(err, l,
+                          "admin listen address '%s' is also a "
+                          "'listen' address",
                           c->admin_listen);
             break;
         }
@@ -420,7 +426,9 @@ typedef struct limit_spec {
 } limit_spec;
 
 #define LIM(k, kind, min, max, def)                                            \
-    {#k, kind, min, max, def, offsetof(pc_limits, k)}
+    {                                                                          \
+#k, kind, min, max, def, offsetof(pc_limits, k)                        \
+    }
 
 static const limit_spec limit_specs[] = {
     LIM(max_header_bytes, K_SIZE, 1024, 1u << 20, 16u << 10),
@@ -477,7 +485,8 @@ static void read_limits(pc_config *c, const pc_node *n, pc_errors *err)
 static void read_log(pc_config *c, const pc_node *n, pc_errors *err)
 {
     static const char *const keys[] = {"access", "ring_entries", "level", NULL};
-    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    static const char *const levels[] = {"error", "warn", "info", "debug",
+                                         NULL};
     c->log.access = pc_xstrdup("stdout");
     c->log.ring_entries = 65536;
     c->log.level = PC_LOG_INFO;
@@ -505,7 +514,8 @@ static void read_log(pc_config *c, const pc_node *n, pc_errors *err)
             p <<= 1;
         c->log.ring_entries = p;
     }
-    if ((v = pc_node_get(n, "level")) && pc_node_str(v, "level", &s, err) == 0) {
+    if ((v = pc_node_get(n, "level")) &&
+        pc_node_str(v, "level", &s, err) == 0) {
         int i = 0;
         while (levels[i] && strcmp(levels[i], s) != 0)
             i++;
@@ -574,12 +584,12 @@ static void config_free(pc_config *c)
 pc_config *pc_config_from_node(const pc_node *root, const char *file,
                                pc_errors *err)
 {
-    static const char *const keys[] = {"workers", "listen", "admin",
+    static const char *const keys[] = {"workers",         "listen", "admin",
                                        "trusted_proxies", "limits", "log",
-                                       "upstreams", "routes", NULL};
-    static const char *const later[] = {"redis", "jwt", "cache", "acl",
-                                        "rate_limit", "validate", "webhooks",
-                                        NULL};
+                                       "upstreams",       "routes", NULL};
+    static const char *const later[] = {"redis",    "jwt",        "cache",
+                                        "acl",      "rate_limit", "validate",
+                                        "webhooks", NULL};
     size_t before = err->n;
     pc_config *c = pc_xcalloc(1, sizeof *c);
     atomic_init(&c->refs, 1);

@@ -33,8 +33,7 @@ int pc_config_valid_name(const char *s);
 /* The `upstreams:` block (config_upstream.c). Fills c->upstreams; an
  * upstream is registered under its name even when its body has errors, so
  * that routes naming it do not add a second, misleading error. */
-void pc_config_read_upstreams(pc_config *c, const pc_node *map,
-                              pc_errors *err);
+void pc_config_read_upstreams(pc_config *c, const pc_node *map, pc_errors *err);
 void pc_config_free_upstreams(pc_config *c);
 
 /* The `routes:` block (config_routes.c). Needs c->upstreams; builds

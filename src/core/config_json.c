@@ -96,11 +96,10 @@ static json_t *upstream_json(const pc_upstream *u)
     static const char *const bal[] = {"round_robin", "least_conn", "ip_hash"};
     json_t *targets = json_array();
     for (size_t i = 0; i < u->ntargets; i++)
-        json_array_append_new(targets,
-                              json_pack("{s:o,s:I}", "url",
-                                        str_or_null(u->targets[i].url),
-                                        "weight",
-                                        (json_int_t)u->targets[i].weight));
+        json_array_append_new(
+            targets,
+            json_pack("{s:o,s:I}", "url", str_or_null(u->targets[i].url),
+                      "weight", (json_int_t)u->targets[i].weight));
     json_t *o = json_object();
     json_object_set_new(o, "targets", targets);
     json_object_set_new(o, "balance", json_string(bal[u->balance]));
@@ -121,8 +120,9 @@ static int secret_header(const char *name)
 {
     static const char *const exact[] = {"Authorization", "Proxy-Authorization",
                                         "Cookie", "Set-Cookie", NULL};
-    static const char *const parts[] = {"token", "secret", "key", "password",
-                                        "auth", "signature", "session", NULL};
+    static const char *const parts[] = {"token",    "secret", "key",
+                                        "password", "auth",   "signature",
+                                        "session",  NULL};
     for (size_t i = 0; exact[i]; i++)
         if (!strcasecmp(exact[i], name))
             return 1;
@@ -147,9 +147,9 @@ static json_t *rules_json(const pc_header_rules *h)
 
 static json_t *methods_json(uint32_t mask)
 {
-    static const char *const names[] = {"GET",   "HEAD",    "POST",
-                                        "PUT",   "DELETE",  "PATCH",
-                                        "OPTIONS", "TRACE", "CONNECT"};
+    static const char *const names[] = {"GET",     "HEAD",   "POST",
+                                        "PUT",     "DELETE", "PATCH",
+                                        "OPTIONS", "TRACE",  "CONNECT"};
     if (!mask)
         return json_null(); /* every method */
     json_t *a = json_array();
@@ -161,10 +161,10 @@ static json_t *methods_json(uint32_t mask)
 
 static json_t *route_json(const pc_route *r)
 {
-    json_t *match = json_pack("{s:o,s:s,s:o,s:o}", "path", str_or_null(r->path),
-                              "type", r->exact ? "exact" : "prefix", "methods",
-                              methods_json(r->methods), "host",
-                              str_or_null(r->host));
+    json_t *match =
+        json_pack("{s:o,s:s,s:o,s:o}", "path", str_or_null(r->path), "type",
+                  r->exact ? "exact" : "prefix", "methods",
+                  methods_json(r->methods), "host", str_or_null(r->host));
     json_t *o = json_object();
     json_object_set_new(o, "name", str_or_null(r->name));
     json_object_set_new(o, "match", match);

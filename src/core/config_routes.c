@@ -15,9 +15,11 @@ static const struct {
     const char *name;
     uint32_t bit;
 } method_names[] = {
-    {"GET", PC_M_GET},         {"HEAD", PC_M_HEAD},   {"POST", PC_M_POST},
-    {"PUT", PC_M_PUT},         {"DELETE", PC_M_DELETE}, {"PATCH", PC_M_PATCH},
-    {"OPTIONS", PC_M_OPTIONS}, {"TRACE", PC_M_TRACE}, {"CONNECT", PC_M_CONNECT},
+    {"GET", PC_M_GET},         {"HEAD", PC_M_HEAD},
+    {"POST", PC_M_POST},       {"PUT", PC_M_PUT},
+    {"DELETE", PC_M_DELETE},   {"PATCH", PC_M_PATCH},
+    {"OPTIONS", PC_M_OPTIONS}, {"TRACE", PC_M_TRACE},
+    {"CONNECT", PC_M_CONNECT},
 };
 #define NMETHODS (sizeof method_names / sizeof method_names[0])
 
@@ -52,14 +54,16 @@ static int check_path_text(const char *p, char *why, size_t len)
     for (const char *s = p; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch <= 0x20 || ch == 0x7F || ch == '?' || ch == '#') {
-            snprintf(why, len, "must not contain spaces, control characters, "
-                               "'?' or '#'");
+            snprintf(why, len,
+                     "must not contain spaces, control characters, "
+                     "'?' or '#'");
             return -1;
         }
     }
     for (const char *s = p; (s = strchr(s, '/')); s++) {
         size_t seg = strcspn(s + 1, "/");
-        if ((seg == 1 && s[1] == '.') || (seg == 2 && !strncmp(s + 1, "..", 2))) {
+        if ((seg == 1 && s[1] == '.') ||
+            (seg == 2 && !strncmp(s + 1, "..", 2))) {
             snprintf(why, len, "must not contain '.' or '..' segments");
             return -1;
         }
@@ -72,8 +76,9 @@ static void read_methods(pc_route *r, const pc_node *seq, pc_errors *err)
     if (pc_node_expect_seq(seq, "methods", err) < 0)
         return;
     if (seq->n == 0) {
-        pc_errors_add(err, seq, "'methods' must not be empty (leave it out "
-                                "to allow every method)");
+        pc_errors_add(err, seq,
+                      "'methods' must not be empty (leave it out "
+                      "to allow every method)");
         return;
     }
     for (size_t i = 0; i < seq->n; i++) {
@@ -152,8 +157,9 @@ static void check_strip(const pc_route *r, const pc_node *n, pc_errors *err)
     const char *sp = r->strip_prefix;
     size_t len = strlen(sp);
     if (sp[0] != '/' || strchr(sp, '{') || strchr(sp, '}')) {
-        pc_errors_add(err, n, "strip_prefix '%s' must be a literal path "
-                              "starting with '/', without {params}",
+        pc_errors_add(err, n,
+                      "strip_prefix '%s' must be a literal path "
+                      "starting with '/', without {params}",
                       sp);
         return;
     }
@@ -226,8 +232,7 @@ static int in_ci_list(const char *const *list, const char *s)
     return 0;
 }
 
-static int check_header_name(const pc_node *n, const char *name,
-                             pc_errors *err)
+static int check_header_name(const pc_node *n, const char *name, pc_errors *err)
 {
     if (is_token(name))
         return 0;
@@ -240,8 +245,9 @@ static void read_set(pc_header_rules *h, const pc_node *map, pc_errors *err)
     /* The gateway owns message framing, connection management and Host
      * (preserve_host): a rule touching them would break or smuggle. */
     static const char *const managed[] = {
-        "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer",
-        "Upgrade", "Content-Length", "Host", NULL};
+        "Connection", "Keep-Alive", "Transfer-Encoding", "TE",
+        "Trailer",    "Upgrade",    "Content-Length",    "Host",
+        NULL};
     if (pc_node_expect_map(map, "set", err) < 0)
         return;
     h->set = pc_xcalloc(map->n ? map->n : 1, sizeof *h->set);
@@ -250,10 +256,12 @@ static void read_set(pc_header_rules *h, const pc_node *map, pc_errors *err)
         char *val;
         if (check_header_name(k, k->value, err) < 0)
             continue;
-        if (in_ci_list(managed, k->value) || !strncasecmp(k->value, "Proxy-", 6)) {
-            pc_errors_add(err, k, "header '%s' cannot be set: it is a "
-                                  "hop-by-hop or framing header managed by "
-                                  "the gateway",
+        if (in_ci_list(managed, k->value) ||
+            !strncasecmp(k->value, "Proxy-", 6)) {
+            pc_errors_add(err, k,
+                          "header '%s' cannot be set: it is a "
+                          "hop-by-hop or framing header managed by "
+                          "the gateway",
                           k->value);
             continue;
         }
@@ -269,8 +277,9 @@ static void read_set(pc_header_rules *h, const pc_node *map, pc_errors *err)
         for (const char *s = val; *s; s++) {
             unsigned char ch = (unsigned char)*s;
             if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
-                pc_errors_add(err, v, "value of header '%s' must not contain "
-                                      "CR, LF or other control characters",
+                pc_errors_add(err, v,
+                              "value of header '%s' must not contain "
+                              "CR, LF or other control characters",
                               k->value);
                 break;
             }
@@ -296,8 +305,9 @@ static void read_remove(pc_header_rules *h, const pc_node *seq, pc_errors *err)
         if (check_header_name(it, name, err) < 0)
             continue;
         if (in_ci_list(framing, name))
-            pc_errors_add(err, it, "header '%s' cannot be removed: the gateway "
-                                   "needs it to frame or route the message",
+            pc_errors_add(err, it,
+                          "header '%s' cannot be removed: the gateway "
+                          "needs it to frame or route the message",
                           name);
         for (size_t j = 0; j < h->nset; j++)
             if (!strcasecmp(h->set[j].name, name))
@@ -350,12 +360,12 @@ static void read_upstream_ref(pc_config *c, pc_route *r, const pc_node *n,
 static void read_route(pc_config *c, pc_route *r, const pc_node *n,
                        pc_errors *err)
 {
-    static const char *const keys[] = {"name",         "match",   "upstream",
-                                       "strip_prefix", "rewrite", "headers",
-                                       NULL};
-    static const char *const later[] = {"acl",      "auth",     "rate_limit",
-                                        "validate", "cache",    "compress",
-                                        "verify_signature", NULL};
+    static const char *const keys[] = {
+        "name",    "match",   "upstream", "strip_prefix",
+        "rewrite", "headers", NULL};
+    static const char *const later[] = {
+        "acl",   "auth",     "rate_limit",       "validate",
+        "cache", "compress", "verify_signature", NULL};
     const pc_node *v;
     char buf[32];
     pc_config_check_block(n, keys, later, "route", err);

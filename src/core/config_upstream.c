@@ -135,8 +135,8 @@ static void read_target(pc_upstream *u, pc_target *t, const pc_node *e,
     }
 }
 
-static void read_targets(pc_upstream *u, const pc_node *upn,
-                         const pc_node *seq, pc_errors *err)
+static void read_targets(pc_upstream *u, const pc_node *upn, const pc_node *seq,
+                         pc_errors *err)
 {
     if (!seq) {
         pc_errors_add(err, upn, "upstream '%s' needs 'targets'", u->name);
@@ -189,8 +189,8 @@ static void read_settings(pc_config *c, pc_upstream *u, const pc_node *n,
     if ((v = pc_node_get(n, "idle_timeout")))
         pc_config_duration(v, "idle_timeout", 1, DAY_MS, &u->idle_timeout, err);
     if ((v = pc_node_get(n, "connect_timeout")))
-        pc_config_duration(v, "connect_timeout", 1, DAY_MS,
-                           &u->connect_timeout, err);
+        pc_config_duration(v, "connect_timeout", 1, DAY_MS, &u->connect_timeout,
+                           err);
     if ((v = pc_node_get(n, "read_timeout")))
         pc_config_duration(v, "read_timeout", 1, DAY_MS, &u->read_timeout, err);
     if ((v = pc_node_get(n, "retries")))
@@ -211,9 +211,9 @@ static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
                           const pc_node *n, pc_errors *err)
 {
     static const char *const keys[] = {
-        "targets",      "balance",         "keepalive",    "idle_timeout",
-        "connect_timeout", "read_timeout", "retries",      "preserve_host",
-        "tls_verify",   "ca_file",         NULL};
+        "targets",         "balance",      "keepalive", "idle_timeout",
+        "connect_timeout", "read_timeout", "retries",   "preserve_host",
+        "tls_verify",      "ca_file",      NULL};
     static const char *const later[] = {"health_check", "circuit_breaker",
                                         NULL};
     size_t before = err->n;

@@ -202,7 +202,8 @@ static void offset_pos(const builder *b, size_t off, int *line, int *col)
 static void syntax_error(builder *b)
 {
     yaml_parser_t *p = &b->parser;
-    int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
+    int line = (int)p->problem_mark.line + 1,
+        col = (int)p->problem_mark.column + 1;
     const char *problem = p->problem ? p->problem : "unknown error";
     b->failed = 1;
     if (p->error == YAML_READER_ERROR) {
@@ -246,8 +247,8 @@ static void check_props(builder *b, const pc_node *n, const yaml_char_t *anchor,
 
 static int is_null_text(const char *s)
 {
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
-           !strcmp(s, "Null") || !strcmp(s, "NULL");
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
 }
 
 static pc_node *build_scalar(builder *b, yaml_event_t *ev)
@@ -329,8 +330,9 @@ static void drop_duplicate_keys(builder *b, pc_node *map)
             first = i;
             continue;
         }
-        pc_errors_add(b->err, sorted[i], "duplicate key '%s' (first at line %d)",
-                      sorted[i]->value, sorted[first]->line);
+        pc_errors_add(b->err, sorted[i],
+                      "duplicate key '%s' (first at line %d)", sorted[i]->value,
+                      sorted[first]->line);
         sorted[i]->bad = 2; /* marker: drop below */
         dups = 1;
     }
@@ -389,7 +391,8 @@ static pc_node *build_seq(builder *b, yaml_event_t *ev, int depth)
                 ev->data.sequence_start.tag);
     for (;;) {
         int ended;
-        pc_node *item = build_next(b, depth + 1, YAML_SEQUENCE_END_EVENT, &ended);
+        pc_node *item =
+            build_next(b, depth + 1, YAML_SEQUENCE_END_EVENT, &ended);
         if (ended)
             return seq;
         if (!item) {
@@ -678,8 +681,8 @@ int pc_node_bool(const pc_node *n, const char *name, int *out, pc_errors *err)
     return -1;
 }
 
-int pc_node_uint(const pc_node *n, const char *name, uint64_t min,
-                 uint64_t max, uint64_t *out, pc_errors *err)
+int pc_node_uint(const pc_node *n, const char *name, uint64_t min, uint64_t max,
+                 uint64_t *out, pc_errors *err)
 {
     if (want_scalar(n, name, "an integer", err) < 0)
         return -1;
@@ -731,8 +734,8 @@ int pc_node_size(const pc_node *n, const char *name, uint64_t *bytes,
     if (want_scalar(n, name, "a size like 16k", err) < 0)
         return -1;
     if (pc_parse_size(n->value, bytes, why, sizeof why) < 0) {
-        pc_errors_add(err, n, "invalid size '%s' for '%s': %s", n->value,
-                      name, why[0] ? why : "expected bytes or a size like 16k");
+        pc_errors_add(err, n, "invalid size '%s' for '%s': %s", n->value, name,
+                      why[0] ? why : "expected bytes or a size like 16k");
         return -1;
     }
     return 0;

@@ -18,6 +18,7 @@
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
 #include "portcullis/proxy.h"
+#include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
 #include "../http/conn_int.h"
@@ -59,13 +60,23 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
         close(fd);
         return;
     }
+    /* Counted by the address conn.c records (IPv4-mapped IPv6 as IPv4). */
+    uint8_t a_ip[16];
+    size_t a_len = 16;
+    if (sa->sa_family == AF_INET) {
+        memcpy(a_ip, &((struct sockaddr_in *)sa)->sin_addr, 4);
+        a_len = 4;
+    } else {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(a_ip, &((struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        if (memcmp(a_ip, mapped, 12) == 0) {
+            memmove(a_ip, a_ip + 12, 4);
+            a_len = 4;
+        }
+    }
     if (lim->max_connections_per_ip) {
-        const void *a = sa->sa_family == AF_INET
-                            ? (const void *)&((struct sockaddr_in *)sa)->sin_addr
-                            : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
-        size_t alen = sa->sa_family == AF_INET ? 4 : 16;
-        if (pc_ipcount_inc(rt->per_ip, a, alen) > lim->max_connections_per_ip) {
-            pc_ipcount_dec(rt->per_ip, a, alen);
+        if (pc_ipcount_inc(rt->per_ip, a_ip, a_len) > lim->max_connections_per_ip) {
+            pc_ipcount_dec(rt->per_ip, a_ip, a_len);
             close(fd);
             return;
         }
@@ -75,6 +86,12 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     long n = atomic_fetch_add(&rt->connections, 1) + 1;
     pc_conn *c = pc_conn_accept(w, fd, sa, (socklen_t)salen,
                                 x->l->tls ? x->l->ssl_ctx : NULL);
+    if (!c) {
+        atomic_fetch_sub(&rt->connections, 1);
+        if (lim->max_connections_per_ip)
+            pc_ipcount_dec(rt->per_ip, a_ip, a_len);
+        return;
+    }
     c->counted_ip = lim->max_connections_per_ip != 0;
     if ((uint64_t)n >= lim->max_connections && !w->listeners_paused) {
         /* "Further accepts wait": leave them in the kernel's queue. */
@@ -193,7 +210,8 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
         }
         w->nlisteners++;
     }
-    w->pools = pc_pools_new(w->base);
+    w->sockloop = pc_sock_loop_new(w->base);
+    w->pools = pc_pools_new(w->sockloop);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
@@ -252,6 +270,7 @@ void pc_worker_join_free(pc_worker *w)
     if (w->tick_ev)
         event_free(w->tick_ev);
     pc_pools_free(w->pools);
+    pc_sock_loop_free(w->sockloop);
     free(w->listeners);
     pc_config_unref(w->cfg);
     if (w->base)

@@ -17,8 +17,6 @@
  * A connection is never freed inside a sink call: closing marks it and a
  * deferred write callback frees it once the output is flushed. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -30,6 +28,7 @@
 #include "portcullis/conn.h"
 #include "portcullis/headers.h"
 #include "portcullis/log.h"
+#include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
 
@@ -42,12 +41,9 @@ static void conn_process(pc_conn *c);
 
 static void set_read_timeout(pc_conn *c, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    struct timeval wtv;
-    uint64_t wms = c->w->cfg->limits.client_body_timeout;
-    wtv.tv_sec = (time_t)(wms / 1000);
-    wtv.tv_usec = (suseconds_t)(wms % 1000) * 1000;
-    bufferevent_set_timeouts(c->bev, ms ? &tv : NULL, &wtv);
+    /* The send side gets client_body_timeout too: a client that stops
+     * reading its response is as stuck as one that stops sending. */
+    pc_sock_set_timeouts(c->sock, ms, c->w->cfg->limits.client_body_timeout);
 }
 
 static void conn_free(pc_conn *c)
@@ -57,14 +53,7 @@ static void conn_free(pc_conn *c)
     pc_buf_free(&c->url);
     pc_buf_free(&c->field);
     pc_buf_free(&c->value);
-    if (c->bev) {
-        if (c->tls) {
-            SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-            if (ssl && !c->peer_eof)
-                SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
-        }
-        bufferevent_free(c->bev);
-    }
+    pc_sock_free(c->sock);
     pc_worker_conn_closed(c->w, c);
     free(c);
 }
@@ -73,10 +62,9 @@ static void conn_free(pc_conn *c)
 static void close_later(pc_conn *c)
 {
     c->closing = 1;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_trigger(c->bev, EV_WRITE,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    pc_sock_read(c->sock, 0);
+    pc_sock_set_write_lwm(c->sock, 0);
+    pc_sock_trigger_write(c->sock);
 }
 
 void pc_conn_free_req(pc_conn *c)
@@ -108,7 +96,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->sink = &sink_ops;
     r->sink_ctx = c;
     if (c->tls)
-        r->tls_version = SSL_get_version(bufferevent_openssl_get_ssl(c->bev));
+        r->tls_version = SSL_get_version(pc_sock_ssl(c->sock));
     pc_worker_request_id(c->w, r->request_id);
     c->req = r;
     c->head_bytes = c->body_bytes = 0;
@@ -134,7 +122,7 @@ static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
         pc_worker_request_id(c->w, rid);
     const pc_errinfo *in = pc_err_info(e);
     size_t n = pc_err_body(e, msg, id, body, sizeof body);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = pc_sock_output(c->sock);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                         "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
@@ -174,11 +162,10 @@ static void finish_request(pc_conn *c)
     }
     set_read_timeout(c, c->w->cfg->limits.keepalive_timeout);
     llhttp_resume(&c->parser);
-    bufferevent_enable(c->bev, EV_READ);
+    pc_sock_read(c->sock, 1);
     /* Pipelined bytes may already be waiting; do not recurse into the
      * handler that called us. */
-    bufferevent_trigger(c->bev, EV_READ,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    pc_sock_trigger_read(c->sock);
 }
 
 static void fail_request(pc_conn *c, pc_errcode e, const char *msg)
@@ -227,7 +214,7 @@ static void run_head(pc_conn *c)
 
 static void conn_process(pc_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = pc_sock_input(c->sock);
     unsigned char last = '\n';
     while (!c->closing) {
         size_t avail = evbuffer_get_length(in);
@@ -242,7 +229,7 @@ static void conn_process(pc_conn *c)
                 break;
             if (c->req->handler && c->req->handler->backlog &&
                 c->req->handler->backlog(c->req) > BODY_HWM) {
-                bufferevent_disable(c->bev, EV_READ);
+                pc_sock_read(c->sock, 0);
                 c->read_paused = 1;
                 break;
             }
@@ -300,31 +287,31 @@ static void conn_process(pc_conn *c)
     }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void read_cb(pc_sock *s, void *arg)
 {
-    (void)bev;
+    (void)s;
     conn_process(arg);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void write_cb(pc_sock *s, void *arg)
 {
     pc_conn *c = arg;
     if (c->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length(pc_sock_output(s)) == 0)
             conn_free(c);
         return;
     }
     if (c->req && c->req->handler && c->req->handler->resume &&
-        evbuffer_get_length(bufferevent_get_output(bev)) <= OUT_LWM)
+        evbuffer_get_length(pc_sock_output(s)) <= OUT_LWM)
         c->req->handler->resume(c->req);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void event_cb(pc_sock *s, short what, void *arg)
 {
     pc_conn *c = arg;
-    (void)bev;
-    if (what & BEV_EVENT_TIMEOUT) {
-        if (c->closing || (what & BEV_EVENT_WRITING)) {
+    (void)s;
+    if (what & PC_SOCK_TIMEOUT) {
+        if (c->closing || (what & PC_SOCK_WRITING)) {
             conn_free(c);
             return;
         }
@@ -338,7 +325,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     /* EOF or error. */
     c->peer_eof = 1;
     if (c->closing || !c->req || !c->head_done || !c->msg_done ||
-        (what & BEV_EVENT_ERROR)) {
+        (what & PC_SOCK_ERROR)) {
         conn_free(c);
         return;
     }
@@ -370,15 +357,15 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     }
     (void)salen;
     pc_ip_format(&c->peer, c->peer_text, sizeof c->peer_text);
+    SSL *ssl = NULL;
     if (ssl_ctx) {
-        SSL *ssl = SSL_new(ssl_ctx);
+        ssl = SSL_new(ssl_ctx);
         c->tls = 1;
-        c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
-                                                BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-    } else {
-        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    c->sock = pc_sock_accept(w->sockloop, fd, ssl);
+    if (!c->sock) {
+        free(c);
+        return NULL;
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
     c->parser.data = c;
@@ -387,14 +374,13 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     c->parser.lenient_flags |= LENIENT_VERSION;
     c->keepalive = 1;
     pc_worker_conn_opened(w, c);
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HWM);
-    bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LWM, 0);
+    pc_sock_setcb(c->sock, read_cb, write_cb, event_cb, c);
+    pc_sock_set_read_hwm(c->sock, READ_HWM);
+    pc_sock_set_write_lwm(c->sock, OUT_LWM);
     /* A new connection gets client_header_timeout to send its first
      * request (nginx does the same); keepalive_timeout applies between
      * requests. */
     set_read_timeout(c, w->cfg->limits.client_header_timeout);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     return c;
 }
 
@@ -430,7 +416,7 @@ static void add_header(struct evbuffer *out, const char *n, size_t nl,
 static void sink_head(pc_req *r, pc_resp *resp)
 {
     pc_conn *c = conn_of(r);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = pc_sock_output(c->sock);
     char line[64];
     c->resp_started = 1;
     r->status = resp->status;
@@ -469,7 +455,7 @@ static void sink_head(pc_req *r, pc_resp *resp)
 static void sink_body(pc_req *r, const char *data, size_t len)
 {
     pc_conn *c = conn_of(r);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = pc_sock_output(c->sock);
     if (len == 0)
         return;
     r->bytes_out += len;
@@ -488,7 +474,7 @@ static void sink_end(pc_req *r)
 {
     pc_conn *c = conn_of(r);
     if (c->resp_chunked)
-        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        evbuffer_add(pc_sock_output(c->sock), "0\r\n\r\n", 5);
     r->handler = NULL;
     finish_request(c);
 }
@@ -520,7 +506,7 @@ static void sink_abort(pc_req *r)
 
 static size_t sink_backlog(pc_req *r)
 {
-    return evbuffer_get_length(bufferevent_get_output(conn_of(r)->bev));
+    return evbuffer_get_length(pc_sock_output(conn_of(r)->sock));
 }
 
 static void sink_start_body(pc_req *r)
@@ -530,13 +516,12 @@ static void sink_start_body(pc_req *r)
         return;
     c->body_started = 1;
     if (r->expect_continue && r->http_minor >= 1 && !c->msg_done)
-        evbuffer_add(bufferevent_get_output(c->bev),
+        evbuffer_add(pc_sock_output(c->sock),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
     set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
     llhttp_resume(&c->parser);
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_trigger(c->bev, EV_READ,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    pc_sock_read(c->sock, 1);
+    pc_sock_trigger_read(c->sock);
 }
 
 static void sink_resume_body(pc_req *r)
@@ -545,9 +530,8 @@ static void sink_resume_body(pc_req *r)
     if (!c->read_paused)
         return;
     c->read_paused = 0;
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_trigger(c->bev, EV_READ,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    pc_sock_read(c->sock, 1);
+    pc_sock_trigger_read(c->sock);
 }
 
 static const pc_sink_ops sink_ops = {

@@ -9,7 +9,7 @@
 #include "portcullis/http.h"
 #include "portcullis/worker.h"
 
-struct bufferevent;
+typedef struct pc_sock pc_sock;
 
 typedef struct pc_buf {
     char *p;
@@ -18,7 +18,7 @@ typedef struct pc_buf {
 
 struct pc_conn {
     pc_worker *w;
-    struct bufferevent *bev;
+    pc_sock *sock;
     pc_conn *prev, *next;      /* worker's list */
     llhttp_t parser;
     pc_ip peer;

@@ -11,8 +11,6 @@
  * retried on another target up to `retries` times. Past REPLAY_MAX nothing
  * is retried. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 #include "pool_int.h"
 #include "portcullis/headers.h"
 #include "portcullis/log.h"
+#include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
 
@@ -54,7 +53,7 @@ typedef struct fwd {
 static const pc_handler_ops handler_ops;
 static const llhttp_settings_t resp_settings;
 static void start_attempt(fwd *f);
-static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_read_cb(pc_sock *s, void *arg);
 
 static void fwd_free(fwd *f)
 {
@@ -250,15 +249,14 @@ static void build_head(fwd *f, struct evbuffer *b)
 
 /* ---- attempts ------------------------------------------------------- */
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
+static void up_event_cb(pc_sock *s, short what, void *arg);
+static void up_write_cb(pc_sock *s, void *arg);
 
 static void set_timeouts(fwd *f)
 {
     uint64_t ms = f->up->read_timeout;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     /* The response clock starts once the request is fully sent. */
-    bufferevent_set_timeouts(f->uc->bev, f->body_done ? &tv : NULL, &tv);
+    pc_sock_set_timeouts(f->uc->sock, f->body_done ? ms : 0, ms);
 }
 
 static void copy_replay(fwd *f, struct evbuffer *out)
@@ -299,13 +297,13 @@ static void start_attempt(fwd *f)
     uc->connected = uc->requests > 0;
     llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
     uc->parser.data = f;
-    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, f);
-    bufferevent_setwatermark(uc->bev, EV_READ, 0, UP_READ_HWM);
-    bufferevent_setwatermark(uc->bev, EV_WRITE, PC_BODY_HWM / 4, 0);
+    pc_sock_setcb(uc->sock, up_read_cb, up_write_cb, up_event_cb, f);
+    pc_sock_set_read_hwm(uc->sock, UP_READ_HWM);
+    pc_sock_set_write_lwm(uc->sock, PC_BODY_HWM / 4);
     if (uc->connected)
         set_timeouts(f);
-    copy_replay(f, bufferevent_get_output(uc->bev));
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    copy_replay(f, pc_sock_output(uc->sock));
+    pc_sock_read(uc->sock, 1);
 }
 
 void pc_proxy_start(pc_req *r)
@@ -350,7 +348,7 @@ static void write_body(fwd *f, const void *data, size_t len)
         evbuffer_free(f->replay);
         f->replay = NULL;
     }
-    struct evbuffer *outs[2] = {f->uc ? bufferevent_get_output(f->uc->bev) : NULL,
+    struct evbuffer *outs[2] = {f->uc ? pc_sock_output(f->uc->sock) : NULL,
                                 f->replay};
     for (int k = 0; k < 2; k++) {
         if (!outs[k])
@@ -376,7 +374,7 @@ static void h_body_end(pc_req *r)
     f->body_done = 1;
     if (r->chunked) {
         if (f->uc)
-            evbuffer_add(bufferevent_get_output(f->uc->bev), "0\r\n\r\n", 5);
+            evbuffer_add(pc_sock_output(f->uc->sock), "0\r\n\r\n", 5);
         if (f->replay)
             evbuffer_add(f->replay, "0\r\n\r\n", 5);
     }
@@ -387,7 +385,7 @@ static void h_body_end(pc_req *r)
 static size_t h_backlog(pc_req *r)
 {
     fwd *f = r->handler_ctx;
-    return f->uc ? evbuffer_get_length(bufferevent_get_output(f->uc->bev)) : 0;
+    return f->uc ? evbuffer_get_length(pc_sock_output(f->uc->sock)) : 0;
 }
 
 static void h_resume(pc_req *r)
@@ -396,9 +394,8 @@ static void h_resume(pc_req *r)
     if (!f->paused || !f->uc)
         return;
     f->paused = 0;
-    bufferevent_enable(f->uc->bev, EV_READ);
-    bufferevent_trigger(f->uc->bev, EV_READ,
-                        BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    pc_sock_read(f->uc->sock, 1);
+    pc_sock_trigger_read(f->uc->sock);
 }
 
 static void h_cancel(pc_req *r)
@@ -420,10 +417,10 @@ static const pc_handler_ops handler_ops = {
 
 /* ---- upstream events -------------------------------------------------- */
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(pc_sock *s, void *arg)
 {
     fwd *f = arg;
-    (void)bev;
+    (void)s;
     if (f->req->sink->resume_body)
         f->req->sink->resume_body(f->req);
 }
@@ -433,8 +430,8 @@ static void complete(fwd *f)
     pc_req *r = f->req;
     pc_upconn *uc = f->uc;
     int keep = uc && llhttp_should_keep_alive(&uc->parser) && f->body_done &&
-               evbuffer_get_length(bufferevent_get_output(uc->bev)) == 0 &&
-               evbuffer_get_length(bufferevent_get_input(uc->bev)) == 0;
+               evbuffer_get_length(pc_sock_output(uc->sock)) == 0 &&
+               evbuffer_get_length(pc_sock_input(uc->sock)) == 0;
     detach_conn(f, keep);
     r->handler = NULL;
     r->upstream_ns = pc_now_ns() - f->t0;
@@ -446,11 +443,11 @@ static void complete(fwd *f)
  * (completed or failed: f is freed), 0 otherwise. */
 static int drain_input(fwd *f)
 {
-    struct evbuffer *in = bufferevent_get_input(f->uc->bev);
+    struct evbuffer *in = pc_sock_input(f->uc->sock);
     while (evbuffer_get_length(in) > 0 && !f->resp_done) {
         if (f->resp_started && f->req->sink->backlog(f->req) > PC_OUT_HWM) {
             f->paused = 1;
-            bufferevent_disable(f->uc->bev, EV_READ);
+            pc_sock_read(f->uc->sock, 0);
             return 0;
         }
         struct evbuffer_iovec v;
@@ -489,22 +486,22 @@ static int drain_input(fwd *f)
     return 0;
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(pc_sock *s, void *arg)
 {
-    (void)bev;
+    (void)s;
     drain_input(arg);
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(pc_sock *s, short what, void *arg)
 {
     fwd *f = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
+    (void)s;
+    if (what & PC_SOCK_CONNECTED) {
         f->uc->connected = 1;
         set_timeouts(f);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & PC_SOCK_TIMEOUT) {
         attempt_failed(f, f->uc->connected ? F_TIMEOUT : F_CONNECT);
         return;
     }
@@ -512,7 +509,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         attempt_failed(f, F_CONNECT);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+    if ((what & PC_SOCK_EOF) && !(what & PC_SOCK_ERROR)) {
         f->up_eof = 1;
         if (!f->paused)
             drain_input(f);

@@ -4,9 +4,6 @@
  * the worker thread touches its pools: no locks. */
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
@@ -17,6 +14,7 @@
 
 #include "pool_int.h"
 #include "portcullis/log.h"
+#include "portcullis/sock.h"
 #include "portcullis/util.h"
 
 #define NBUCKETS 256
@@ -30,7 +28,7 @@ typedef struct bal_state {
 } bal_state;
 
 struct pc_pools {
-    struct event_base *base;
+    pc_sock_loop *loop;
     pc_pool *buckets[NBUCKETS];
     bal_state *bal;
 };
@@ -43,17 +41,16 @@ static unsigned hash(const char *s)
     return h;
 }
 
-pc_pools *pc_pools_new(struct event_base *base)
+pc_pools *pc_pools_new(pc_sock_loop *loop)
 {
     pc_pools *ps = pc_xcalloc(1, sizeof *ps);
-    ps->base = base;
+    ps->loop = loop;
     return ps;
 }
 
 static void upconn_free(pc_upconn *uc)
 {
-    if (uc->bev)
-        bufferevent_free(uc->bev);
+    pc_sock_free(uc->sock);
     free(uc);
 }
 
@@ -131,24 +128,24 @@ pc_upconn *pc_pool_take(pc_pool *p)
         return NULL;
     idle_unlink(uc);
     p->nactive++;
-    bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
+    pc_sock_setcb(uc->sock, NULL, NULL, NULL, NULL);
     return uc;
 }
 
 /* An idle connection became readable, closed, or timed out: in every case
  * it can no longer be used (an upstream must not talk unasked). */
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read_cb(pc_sock *s, void *arg)
 {
     pc_upconn *uc = arg;
-    (void)bev;
+    (void)s;
     idle_unlink(uc);
     upconn_free(uc);
 }
 
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event_cb(pc_sock *s, short what, void *arg)
 {
     (void)what;
-    idle_read_cb(bev, arg);
+    idle_read_cb(s, arg);
 }
 
 void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
@@ -167,12 +164,10 @@ void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
         p->idle->prev = uc;
     p->idle = uc;
     p->nidle++;
-    struct timeval tv = {(time_t)(u->idle_timeout / 1000),
-                         (suseconds_t)(u->idle_timeout % 1000) * 1000};
-    bufferevent_set_timeouts(uc->bev, &tv, NULL);
-    bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-    bufferevent_setwatermark(uc->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(uc->bev, EV_READ);
+    pc_sock_setcb(uc->sock, idle_read_cb, NULL, idle_event_cb, uc);
+    pc_sock_set_timeouts(uc->sock, u->idle_timeout, 0);
+    pc_sock_set_write_lwm(uc->sock, 0);
+    pc_sock_read(uc->sock, 1);
 }
 
 void pc_pool_close(pc_upconn *uc)
@@ -189,13 +184,11 @@ static int is_ip_literal(const char *h)
 
 pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
 {
-    pc_upconn *uc = pc_xcalloc(1, sizeof *uc);
-    uc->pool = p;
-    struct event_base *base = p->set->base;
+    SSL *ssl = NULL;
     if (t->tls) {
-        SSL *ssl = SSL_new(u->ssl_ctx);
+        ssl = SSL_new(u->ssl_ctx);
         if (!ssl)
-            goto fail;
+            return NULL;
         if (!is_ip_literal(t->host))
             SSL_set_tlsext_host_name(ssl, t->host);
         if (u->tls_verify) {
@@ -204,33 +197,21 @@ pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
             else
                 SSL_set1_host(ssl, t->host);
         }
-        uc->bev = bufferevent_openssl_socket_new(base, -1, ssl,
-                                                 BUFFEREVENT_SSL_CONNECTING,
-                                                 BEV_OPT_CLOSE_ON_FREE);
-        if (uc->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
-    } else {
-        uc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }
-    if (!uc->bev)
-        goto fail;
-    struct timeval tv = {(time_t)(u->connect_timeout / 1000),
-                         (suseconds_t)(u->connect_timeout % 1000) * 1000};
-    bufferevent_set_timeouts(uc->bev, &tv, &tv);
-    if (bufferevent_socket_connect(uc->bev, (const struct sockaddr *)&t->addr,
-                                   (int)t->addrlen) != 0) {
+    pc_sock *s = pc_sock_connect(p->set->loop, (const struct sockaddr *)&t->addr,
+                                 t->addrlen, ssl);
+    if (!s) {
         pc_log(PC_LOG_WARN, "connect to %s failed: %s", t->url, strerror(errno));
-        goto fail;
+        return NULL;
     }
-    int one = 1;
-    evutil_socket_t fd = bufferevent_getfd(uc->bev);
-    if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pc_upconn *uc = pc_xcalloc(1, sizeof *uc);
+    uc->pool = p;
+    uc->sock = s;
+    /* Until connected (TLS handshake included) the write timeout is the
+     * connect timeout. */
+    pc_sock_set_timeouts(s, 0, u->connect_timeout);
     p->nactive++;
     return uc;
-fail:
-    upconn_free(uc);
-    return NULL;
 }
 
 static bal_state *bal_get(pc_pools *ps, const pc_config *cfg,

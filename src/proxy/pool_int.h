@@ -16,11 +16,11 @@
 
 #include "portcullis/proxy.h"
 
-struct bufferevent;
+typedef struct pc_sock pc_sock;
 typedef struct pc_pool pc_pool;
 
 typedef struct pc_upconn {
-    struct bufferevent *bev;
+    pc_sock *sock;
     pc_pool *pool;
     struct pc_upconn *prev, *next; /* idle list */
     llhttp_t parser;

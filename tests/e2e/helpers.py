@@ -200,12 +200,13 @@ class RawConn:
             self.sock = tls.wrap_socket(self.sock, server_hostname=sni)
         self.buf = bytearray()
         self.timeout = timeout
+        self.recv_size = 262144
 
     @classmethod
     def from_socket(cls, sock, timeout=10.0):
         """Wraps an already connected (possibly TLS) socket."""
         c = cls.__new__(cls)
-        c.sock, c.buf, c.timeout = sock, bytearray(), timeout
+        c.sock, c.buf, c.timeout, c.recv_size = sock, bytearray(), timeout, 262144
         sock.settimeout(timeout)
         return c
 
@@ -228,7 +229,7 @@ class RawConn:
 
     def _fill(self):
         try:
-            data = self.sock.recv(262144)
+            data = self.sock.recv(self.recv_size)
         except (ConnectionResetError, ssl.SSLError) as e:
             raise Closed("reset: %s" % e)
         if not data:

@@ -64,11 +64,11 @@ def reject(ps, data, status=400, code="bad_request", must_close=True,
            evs=("req", "partial", "bad")):
     m = marks(ps)
     r, closed = send_and_read(ps.port, data)
+    leaked = forwarded(ps, m, evs)
+    assert not leaked, "request reached an upstream (client got %r): %r" % (r, leaked)
     assert_error(r, status, code)
     if must_close:
         assert closed, "connection left open after %d" % status
-    leaked = forwarded(ps, m, evs)
-    assert not leaked, "rejected request reached an upstream: %r" % leaked
     assert ps.gw.alive()
     return r
 

@@ -2,8 +2,7 @@
 bodies, framing, HTTP/1.0, keep-alive, pipelining, 100-continue, header
 rules, transforms, strip_prefix/rewrite, route precedence, 404/405."""
 
-import json
-import re
+import time
 
 import pytest
 
@@ -125,6 +124,18 @@ def test_query_string_untouched(px):
 def test_path_normalised_and_encoded_slash_kept(px):
     assert echo(request(px.port, "GET", "/e/%7Euser/./x/../y"))["target"] == "/e/~user/y"
     assert echo(request(px.port, "GET", "/e/a%2Fb/c"))["target"] == "/e/a%2Fb/c"
+
+
+def test_request_split_into_single_bytes(px):
+    """CR and LF in separate reads, body bytes that look like line ends."""
+    data = build_request("POST", "/e/split", headers=[("X-A", "1")], body=b"abc\r\nd\nef")
+    with RawConn(px.port) as c:
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+            time.sleep(0.002)
+        d = echo(c.read_response())
+    assert d["path"] == "/e/split" and d["body_len"] == 9
+    assert px.up.last_request()["body"] == "abc\r\nd\nef"
 
 
 def test_chunked_request_body_forwarded(px):

@@ -71,7 +71,7 @@ def assert_bounded(sg, peak, what):
 def test_upload_256m_bounded_rss(sg):
     t0 = time.monotonic()
     with RssSampler(sg.gw.pid) as rs, RawConn(sg.port, timeout=60) as c:
-        c.send(b"POST /sink?pause_us=400 HTTP/1.1\r\nHost: e2e.test\r\n"
+        c.send(b"POST /sink?pause_us=1000 HTTP/1.1\r\nHost: e2e.test\r\n"
                b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % SIZE)
         for chunk in pattern_chunks(SIZE):
             c.sock.sendall(chunk)
@@ -88,11 +88,12 @@ def test_download_256m_bounded_rss(sg):
     def slow_sink(data):
         state["crc"] = zlib.crc32(data, state["crc"])
         state["n"] += len(data)
-        time.sleep(0.0004)
+        time.sleep(0.001)
     t0 = time.monotonic()
     with RssSampler(sg.gw.pid) as rs, RawConn(sg.port, timeout=60) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
         c.send(build_request("GET", "/stream/%d" % SIZE))
+        c.recv_size = 64 * 1024  # with the pause: at most 64 MB/s, slower than upstream
         r = c.read_response(body_sink=slow_sink)
     assert r.status == 200
     assert state["n"] == SIZE and state["crc"] == sg.expected_crc

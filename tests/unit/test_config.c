@@ -254,9 +254,9 @@ static void check_full_routes(pc_config *c)
     cr_assert_eq(pc_trie_lookup(c->trie, NULL, 0, p, strlen(p), PC_M_GET, &m),
                  PC_TRIE_FOUND);
     cr_assert_eq(m.data, r);
-    cr_assert_eq(pc_trie_lookup(c->trie, NULL, 0, p, strlen(p), PC_M_DELETE,
-                                &m),
-                 PC_TRIE_BAD_METHOD);
+    cr_assert_eq(
+        pc_trie_lookup(c->trie, NULL, 0, p, strlen(p), PC_M_DELETE, &m),
+        PC_TRIE_BAD_METHOD);
     cr_assert_eq(m.allow, PC_M_GET | PC_M_POST);
     p = "/users/7";
     cr_assert_eq(pc_trie_lookup(c->trie, "a.example.com", 13, p, strlen(p),
@@ -264,9 +264,9 @@ static void check_full_routes(pc_config *c)
                  PC_TRIE_FOUND);
     cr_assert_eq(m.data, r2);
     cr_assert_eq(m.nparams, 1);
-    cr_assert_eq(pc_trie_lookup(c->trie, "example.org", 11, p, strlen(p),
-                                PC_M_GET, &m),
-                 PC_TRIE_NOT_FOUND);
+    cr_assert_eq(
+        pc_trie_lookup(c->trie, "example.org", 11, p, strlen(p), PC_M_GET, &m),
+        PC_TRIE_NOT_FOUND);
 }
 
 Test(config, full_valid_config)
@@ -289,16 +289,16 @@ Test(config, to_json_masks_secrets)
     cr_assert_not_null(c);
     json_t *j = pc_config_to_json(c);
     cr_assert_not_null(j);
-    cr_assert_str_eq(json_string_value(json_object_get(
-                         json_object_get(j, "admin"), "token")),
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_object_get(j, "admin"), "token")),
                      "***");
     cr_assert_eq(json_integer_value(json_object_get(j, "workers")), 3);
     json_t *lim = json_object_get(j, "limits");
     cr_assert_str_eq(
         json_string_value(json_object_get(lim, "client_body_timeout")),
         "1m30s");
-    cr_assert_str_eq(json_string_value(json_object_get(lim, "shutdown_timeout")),
-                     "0s");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(lim, "shutdown_timeout")), "0s");
     cr_assert_eq(json_integer_value(json_object_get(lim, "max_body_bytes")),
                  2097152);
     json_t *r0 = json_array_get(json_object_get(j, "routes"), 0);
@@ -504,28 +504,27 @@ Test(config, unset_env_is_one_error)
 
 Test(config, route_references_and_rewrites)
 {
-    load_fails(MIN_LISTEN MIN_UP
-               "routes:\n"
-               "  - match: {path: /api/orders}\n"
-               "    upstream: nope\n"
-               "  - match: {path: '/api/orders/{id}'}\n"
-               "    upstream: u\n"
-               "    strip_prefix: /api/ord\n"
-               "  - match: {path: /api/x}\n"
-               "    upstream: u\n"
-               "    strip_prefix: /api/{v}\n"
-               "  - match: {path: '/api/y/{id}'}\n"
-               "    upstream: u\n"
-               "    rewrite: /v2/{ident}\n"
-               "  - match: {path: /api/z}\n"
-               "    upstream: u\n"
-               "    strip_prefix: /api/\n"
-               "  - match: {path: '/api/w/{id}'}\n"
-               "    upstream: u\n"
-               "    rewrite: v2/{id\n"
-               "  - match: {path: '/api/v/{id}'}\n"
-               "    upstream: u\n"
-               "    rewrite: /v2/{id\n");
+    load_fails(MIN_LISTEN MIN_UP "routes:\n"
+                                 "  - match: {path: /api/orders}\n"
+                                 "    upstream: nope\n"
+                                 "  - match: {path: '/api/orders/{id}'}\n"
+                                 "    upstream: u\n"
+                                 "    strip_prefix: /api/ord\n"
+                                 "  - match: {path: /api/x}\n"
+                                 "    upstream: u\n"
+                                 "    strip_prefix: /api/{v}\n"
+                                 "  - match: {path: '/api/y/{id}'}\n"
+                                 "    upstream: u\n"
+                                 "    rewrite: /v2/{ident}\n"
+                                 "  - match: {path: /api/z}\n"
+                                 "    upstream: u\n"
+                                 "    strip_prefix: /api/\n"
+                                 "  - match: {path: '/api/w/{id}'}\n"
+                                 "    upstream: u\n"
+                                 "    rewrite: v2/{id\n"
+                                 "  - match: {path: '/api/v/{id}'}\n"
+                                 "    upstream: u\n"
+                                 "    rewrite: /v2/{id\n");
     EXPECT("5:15: unknown upstream 'nope'",
            "8:19: strip_prefix '/api/ord' is not a prefix of match.path "
            "'/api/orders/{id}' on a segment boundary",
@@ -541,15 +540,16 @@ Test(config, route_references_and_rewrites)
 
 Test(config, good_strip_prefixes)
 {
-    pc_config *c = load(MIN_LISTEN MIN_UP
-                        "routes:\n"
-                        "  - {match: {path: /api/orders}, upstream: u, "
-                        "strip_prefix: /api/orders}\n"
-                        "  - {match: {path: '/api/x/{id}'}, upstream: u, "
-                        "strip_prefix: /api}\n"
-                        "  - {match: {path: /b}, upstream: u, strip_prefix: /}\n"
-                        "  - {match: {path: '/c/{a}/{b}'}, upstream: u, "
-                        "rewrite: '/x/{b}-{a}'}\n");
+    pc_config *c =
+        load(MIN_LISTEN MIN_UP
+             "routes:\n"
+             "  - {match: {path: /api/orders}, upstream: u, "
+             "strip_prefix: /api/orders}\n"
+             "  - {match: {path: '/api/x/{id}'}, upstream: u, "
+             "strip_prefix: /api}\n"
+             "  - {match: {path: /b}, upstream: u, strip_prefix: /}\n"
+             "  - {match: {path: '/c/{a}/{b}'}, upstream: u, "
+             "rewrite: '/x/{b}-{a}'}\n");
     cr_assert_not_null(c, "%s", errs.n ? errs.msgs[0] : "");
     cr_assert_eq(c->nroutes, 4);
     pc_config_unref(c);
@@ -593,18 +593,19 @@ Test(config, route_match_errors)
 
 Test(config, unreachable_route)
 {
-    load_fails(MIN_LISTEN MIN_UP
-               "routes:\n"
-               "  - {name: a, match: {path: /x, methods: [GET]}, upstream: u}\n"
-               "  - {name: b, match: {path: /x, methods: [POST]}, upstream: u}\n"
-               "  - {name: c, match: {path: /x, methods: [POST, GET]}, "
-               "upstream: u}\n"
-               "  - {name: d, match: {path: /x, methods: [PUT]}, upstream: u}\n"
-               "  - {name: e, match: {path: /x, type: exact}, upstream: u}\n"
-               "  - {name: f, match: {path: /x, host: a.b}, upstream: u}\n"
-               "  - {name: g, match: {path: /y}, upstream: u}\n"
-               "  - {name: h, match: {path: /y, methods: [GET]}, upstream: "
-               "u}\n");
+    load_fails(
+        MIN_LISTEN MIN_UP
+        "routes:\n"
+        "  - {name: a, match: {path: /x, methods: [GET]}, upstream: u}\n"
+        "  - {name: b, match: {path: /x, methods: [POST]}, upstream: u}\n"
+        "  - {name: c, match: {path: /x, methods: [POST, GET]}, "
+        "upstream: u}\n"
+        "  - {name: d, match: {path: /x, methods: [PUT]}, upstream: u}\n"
+        "  - {name: e, match: {path: /x, type: exact}, upstream: u}\n"
+        "  - {name: f, match: {path: /x, host: a.b}, upstream: u}\n"
+        "  - {name: g, match: {path: /y}, upstream: u}\n"
+        "  - {name: h, match: {path: /y, methods: [GET]}, upstream: "
+        "u}\n");
     EXPECT("6:29: route 'c' can never be selected: earlier routes with the "
            "same match (first 'a' at line 4) take all its methods",
            "11:29: route 'h' can never be selected: earlier routes with the "
@@ -681,21 +682,20 @@ Test(config, listen_and_admin_errors)
 
 Test(config, target_errors)
 {
-    load_fails(MIN_LISTEN
-               "upstreams:\n"
-               "  a:\n"
-               "    targets:\n"
-               "      - url: ftp://127.0.0.1\n"
-               "      - url: http://127.0.0.1:1/base\n"
-               "      - url: http://nonexistent.invalid\n"
-               "      - url: http://127.0.0.1:70000\n"
-               "      - {url: http://127.0.0.1:1, weight: 0}\n"
-               "      - url: http://127.0.0.1:2\n"
-               "      - url: HTTP://127.0.0.1:2\n"
-               "      - weight: 2\n"
-               "  b: {targets: []}\n"
-               "  c: {}\n"
-               "  d e: {targets: [{url: 'http://u@127.0.0.1'}]}\n");
+    load_fails(MIN_LISTEN "upstreams:\n"
+                          "  a:\n"
+                          "    targets:\n"
+                          "      - url: ftp://127.0.0.1\n"
+                          "      - url: http://127.0.0.1:1/base\n"
+                          "      - url: http://nonexistent.invalid\n"
+                          "      - url: http://127.0.0.1:70000\n"
+                          "      - {url: http://127.0.0.1:1, weight: 0}\n"
+                          "      - url: http://127.0.0.1:2\n"
+                          "      - url: HTTP://127.0.0.1:2\n"
+                          "      - weight: 2\n"
+                          "  b: {targets: []}\n"
+                          "  c: {}\n"
+                          "  d e: {targets: [{url: 'http://u@127.0.0.1'}]}\n");
     EXPECT("5:14: invalid target url 'ftp://127.0.0.1': must start with "
            "http:// or https://",
            "6:14: invalid target url 'http://127.0.0.1:1/base': must not have "
@@ -758,14 +758,15 @@ Test(config, parse_hostport)
     cr_assert_eq(pc_parse_hostport("localhost:82", &ss, &len, why, sizeof why),
                  0);
     cr_assert_eq(v4->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
-    cr_assert_eq(pc_parse_hostport("[::1]:8443", &ss, &len, why, sizeof why), 0);
+    cr_assert_eq(pc_parse_hostport("[::1]:8443", &ss, &len, why, sizeof why),
+                 0);
     cr_assert_eq(v6->sin6_family, AF_INET6);
     cr_assert_eq(ntohs(v6->sin6_port), 8443);
     cr_assert(IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr));
     cr_assert_eq(len, sizeof *v6);
-    const char *bad[] = {"127.0.0.1",   "127.0.0.1:",  "127.0.0.1:65536",
-                         "[::1]8080",   "[zz]:1",      "1.2.3.4:+80",
-                         "host.x:80",   "[::1]",       "1.2.3:80",
+    const char *bad[] = {"127.0.0.1",   "127.0.0.1:", "127.0.0.1:65536",
+                         "[::1]8080",   "[zz]:1",     "1.2.3.4:+80",
+                         "host.x:80",   "[::1]",      "1.2.3:80",
                          "127.0.0.1:8a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(pc_parse_hostport(bad[i], &ss, &len, why, sizeof why), -1,
@@ -815,8 +816,8 @@ Test(config, tls_listener_with_relative_paths)
     cr_assert_eq(l->min_version, 0x0304);
     cr_assert_not_null(l->ssl_ctx);
     json_t *j = pc_config_to_json(c);
-    json_t *tls = json_object_get(json_array_get(json_object_get(j, "listen"), 0),
-                                  "tls");
+    json_t *tls =
+        json_object_get(json_array_get(json_object_get(j, "listen"), 0), "tls");
     cr_assert_str_eq(json_string_value(json_object_get(tls, "min_version")),
                      "TLSv1.3");
     json_decref(j);
@@ -849,12 +850,13 @@ Test(config, tls_listener_with_relative_paths)
 Test(config, https_upstream_gets_client_context)
 {
     pc_tls_global_init();
-    pc_config *c = load(MIN_LISTEN "upstreams:\n"
-                                   "  s:\n"
-                                   "    targets:\n"
-                                   "      - url: https://127.0.0.1\n"
-                                   "      - url: https://127.0.0.1:8443\n"
-                                   "  p: {targets: [{url: http://127.0.0.1}]}\n");
+    pc_config *c =
+        load(MIN_LISTEN "upstreams:\n"
+                        "  s:\n"
+                        "    targets:\n"
+                        "      - url: https://127.0.0.1\n"
+                        "      - url: https://127.0.0.1:8443\n"
+                        "  p: {targets: [{url: http://127.0.0.1}]}\n");
     cr_assert_not_null(c, "%s", errs.n ? errs.msgs[0] : "");
     pc_upstream *s = pc_config_upstream(c, "s");
     cr_assert_not_null(s->ssl_ctx);

@@ -220,8 +220,8 @@ Test(node, load_file_and_missing_file)
     r = pc_node_load_file(path, &errs);
     cr_assert_null(r);
     char want[256];
-    snprintf(want, sizeof want, "%s:1:1: cannot open: No such file or directory",
-             path);
+    snprintf(want, sizeof want,
+             "%s:1:1: cannot open: No such file or directory", path);
     cr_assert_eq(errs.n, 1);
     cr_assert_str_eq(errs.msgs[0], want);
     pc_errors_free(&errs);
@@ -291,15 +291,17 @@ Test(node, uint_reader)
     pc_node *r = load("a: 80\nb: 0\nc: 65536\nd: -1\ne: 1.5\nf: "
                       "99999999999999999999999\ng: '8080'\nh: [1]\n");
     uint64_t v = 0;
-    cr_assert_eq(pc_node_uint(pc_node_get(r, "a"), "a", 1, 65535, &v, &errs), 0);
+    cr_assert_eq(pc_node_uint(pc_node_get(r, "a"), "a", 1, 65535, &v, &errs),
+                 0);
     cr_assert_eq(v, 80);
-    cr_assert_eq(pc_node_uint(pc_node_get(r, "g"), "g", 1, 65535, &v, &errs), 0);
+    cr_assert_eq(pc_node_uint(pc_node_get(r, "g"), "g", 1, 65535, &v, &errs),
+                 0);
     cr_assert_eq(v, 8080);
     const char *bad[] = {"b", "c", "d", "e", "f", "h"};
     for (size_t i = 0; i < 6; i++)
-        cr_assert_eq(pc_node_uint(pc_node_get(r, bad[i]), bad[i], 1, 65535, &v,
-                                  &errs),
-                     -1);
+        cr_assert_eq(
+            pc_node_uint(pc_node_get(r, bad[i]), bad[i], 1, 65535, &v, &errs),
+            -1);
     EXPECT("t.yaml:2:4: value 0 for 'b' out of range 1..65535",
            "t.yaml:3:4: value 65536 for 'c' out of range 1..65535",
            "t.yaml:4:4: expected an integer for 'd', got '-1'",

@@ -1,0 +1,608 @@
+/* sock.c: non-blocking plain/TLS stream sockets for the event loops (see
+ * sock.h for why and for the callback contract). Owns the descriptor, the
+ * SSL object, both evbuffers and the two embedded events; never parses a
+ * byte of what it carries.
+ *
+ * DESIGN:
+ *   epoll (ET, registered once) ─► io_cb ─► read loop ─► read_cb
+ *                                      └─► write (writev / SSL_write)
+ *   evbuffer_add(output) ─► out_cb ─► loop queue ─► flush event (same loop
+ *                                     iteration, after current callbacks)
+ *   timer: armed lazily at the earliest deadline; when it fires it checks
+ *   the activity marks and re-arms instead of being moved on every I/O.
+ * Freeing inside a callback only marks the socket dead; the struct is
+ * released when the outermost dispatch frame (or the queue) lets go. */
+#include "portcullis/sock.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "portcullis/util.h"
+
+#define READ_CHUNK 16384
+#define MAX_ROUNDS 8
+
+struct pc_sock_loop {
+    struct event_base *base;
+    struct event *ev;
+    pc_sock *head, *tail;
+    int active;
+};
+
+struct pc_sock {
+    pc_sock_loop *loop;
+    int fd;
+    SSL *ssl;
+    struct event io, timer;
+    struct evbuffer *in, *out;
+    pc_sock_data_cb rcb, wcb;
+    pc_sock_event_cb ecb;
+    void *arg;
+    size_t rhwm, wlwm;
+    uint64_t rto, wto;     /* ns; 0 = none */
+    uint64_t rmark, wmark; /* ns of the last progress */
+    uint64_t timer_at;     /* ns; 0 = not pending */
+    int in_cb;
+    int pending_errno;
+    pc_sock *qnext;
+    unsigned reading : 1, readable : 1, writable : 1, connecting : 1,
+        handshaking : 1, eof : 1, dead : 1, queued : 1, want_flush : 1,
+        want_rcb : 1, want_wcb : 1, want_err : 1, read_wants_write : 1,
+        write_wants_read : 1;
+};
+
+static void do_write(pc_sock *s);
+static void arm(pc_sock *s);
+
+static void release(pc_sock *s)
+{
+    if (s->dead && s->in_cb == 0 && !s->queued)
+        free(s);
+}
+
+static void enqueue(pc_sock *s)
+{
+    pc_sock_loop *l = s->loop;
+    if (s->dead || s->queued)
+        return;
+    s->queued = 1;
+    s->qnext = NULL;
+    if (l->tail)
+        l->tail->qnext = s;
+    else
+        l->head = s;
+    l->tail = s;
+    if (!l->active) {
+        l->active = 1;
+        event_active(l->ev, EV_WRITE, 0);
+    }
+}
+
+static void emit(pc_sock *s, short what)
+{
+    if (!s->dead && s->ecb)
+        s->ecb(s, what, s->arg);
+}
+
+/* Reads what the kernel (or OpenSSL) has, up to the high watermark, then
+ * hands it to read_cb; repeats while the callback makes room. */
+static void do_read(pc_sock *s, int force)
+{
+    for (int round = 0; round < MAX_ROUNDS && !s->dead; round++) {
+        int got = 0, err = 0;
+        while (s->reading && s->readable && !s->eof &&
+               (!s->rhwm || evbuffer_get_length(s->in) < s->rhwm)) {
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(s->in, READ_CHUNK, &v, 1) < 1)
+                break;
+            size_t want = v.iov_len > READ_CHUNK ? READ_CHUNK : v.iov_len;
+            ssize_t n;
+            if (s->ssl) {
+                ERR_clear_error();
+                int r = SSL_read(s->ssl, v.iov_base, (int)want);
+                n = r;
+                if (r <= 0) {
+                    int e = SSL_get_error(s->ssl, r);
+                    if (e == SSL_ERROR_WANT_READ) {
+                        s->readable = 0;
+                    } else if (e == SSL_ERROR_WANT_WRITE) {
+                        s->read_wants_write = 1;
+                        s->readable = 0;
+                    } else if (e == SSL_ERROR_ZERO_RETURN ||
+                               (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+                                (errno == 0 || errno == ECONNRESET))) {
+                        s->eof = 1;
+                    } else {
+                        err = 1;
+                    }
+                    evbuffer_commit_space(s->in, &v, 0);
+                    break;
+                }
+            } else {
+                n = read(s->fd, v.iov_base, want);
+                if (n <= 0) {
+                    evbuffer_commit_space(s->in, &v, 0);
+                    if (n == 0)
+                        s->eof = 1;
+                    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        s->readable = 0;
+                    else if (errno != EINTR)
+                        err = 1;
+                    break;
+                }
+            }
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(s->in, &v, 1);
+            got = 1;
+            s->rmark = pc_now_ns();
+            if (!s->ssl && (size_t)n < want) {
+                /* A short read drained the socket: the next arrival raises
+                 * a new edge, so skip the read that would say EAGAIN. */
+                s->readable = 0;
+            }
+        }
+        if ((got || force) && s->rcb)
+            s->rcb(s, s->arg);
+        force = 0;
+        if (s->dead)
+            return;
+        if (err) {
+            s->reading = 0;
+            emit(s, PC_SOCK_ERROR | PC_SOCK_READING);
+            return;
+        }
+        if (s->eof && s->reading) {
+            s->reading = 0;
+            emit(s, PC_SOCK_EOF | PC_SOCK_READING);
+            return;
+        }
+        if (!got || !s->reading || !s->readable ||
+            (s->rhwm && evbuffer_get_length(s->in) >= s->rhwm))
+            return;
+    }
+    if (!s->dead && s->reading && s->readable) {
+        s->want_rcb = 1; /* fairness: let other sockets run */
+        enqueue(s);
+    }
+}
+
+static void do_write(pc_sock *s)
+{
+    int wrote = 0;
+    if (s->connecting || s->handshaking || s->fd < 0)
+        return;
+    while (evbuffer_get_length(s->out) > 0) {
+        if (s->ssl) {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1)
+                break;
+            ERR_clear_error();
+            int r = SSL_write(s->ssl, v.iov_base, (int)v.iov_len);
+            if (r <= 0) {
+                int e = SSL_get_error(s->ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    s->writable = 0;
+                } else if (e == SSL_ERROR_WANT_READ) {
+                    s->write_wants_read = 1;
+                } else {
+                    emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+                    return;
+                }
+                break;
+            }
+            evbuffer_drain(s->out, (size_t)r);
+        } else {
+            size_t before = evbuffer_get_length(s->out);
+            int n = evbuffer_write(s->out, s->fd);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    s->writable = 0;
+                    break;
+                }
+                if (errno == EINTR)
+                    continue;
+                emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+                return;
+            }
+            wrote = 1;
+            s->wmark = pc_now_ns();
+            if ((size_t)n < before && evbuffer_get_length(s->out) > 0) {
+                /* Partial write: the send buffer is full; wait for the
+                 * EPOLLOUT edge instead of a writev that says EAGAIN. */
+                s->writable = 0;
+                break;
+            }
+            continue;
+        }
+        wrote = 1;
+        s->wmark = pc_now_ns();
+    }
+    if (wrote && evbuffer_get_length(s->out) <= s->wlwm && s->wcb) {
+        s->wcb(s, s->arg);
+        if (s->dead)
+            return;
+    }
+    if (evbuffer_get_length(s->out) > 0 && s->wto)
+        arm(s);
+}
+
+static void connected(pc_sock *s)
+{
+    s->connecting = 0;
+    if (s->ssl) {
+        s->handshaking = 1;
+        return;
+    }
+    s->wmark = s->rmark = pc_now_ns();
+    emit(s, PC_SOCK_CONNECTED);
+}
+
+static void handshake(pc_sock *s)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(s->ssl);
+    if (r == 1) {
+        s->handshaking = 0;
+        s->wmark = s->rmark = pc_now_ns();
+        if (!SSL_is_server(s->ssl))
+            emit(s, PC_SOCK_CONNECTED);
+        return;
+    }
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        s->readable = 0;
+    else if (e == SSL_ERROR_WANT_WRITE)
+        s->writable = 0;
+    else
+        emit(s, PC_SOCK_ERROR | (SSL_is_server(s->ssl) ? PC_SOCK_READING
+                                                       : PC_SOCK_WRITING));
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_sock *s = arg;
+    (void)fd;
+    s->in_cb++;
+    if (what & EV_READ)
+        s->readable = 1;
+    if (what & EV_WRITE)
+        s->writable = 1;
+    if (s->connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == EINPROGRESS || err == EALREADY)
+            goto out;
+        if (err) {
+            errno = err;
+            emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+            goto out;
+        }
+        connected(s);
+    }
+    if (!s->dead && s->handshaking && (s->readable || s->writable)) {
+        handshake(s);
+        if (s->dead || s->handshaking)
+            goto out;
+    }
+    if (!s->dead && s->writable && (evbuffer_get_length(s->out) || s->read_wants_write)) {
+        s->read_wants_write = 0;
+        do_write(s);
+    }
+    if (!s->dead && s->write_wants_read && s->readable) {
+        s->write_wants_read = 0;
+        do_write(s);
+    }
+    if (!s->dead && s->reading && s->readable)
+        do_read(s, 0);
+out:
+    s->in_cb--;
+    release(s);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_sock *s = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = pc_now_ns();
+    s->timer_at = 0;
+    s->in_cb++;
+    int busy_write = evbuffer_get_length(s->out) > 0 || s->connecting ||
+                     (s->handshaking && s->ssl && !SSL_is_server(s->ssl));
+    int read_armed = s->reading &&
+                     !(s->rhwm && evbuffer_get_length(s->in) >= s->rhwm);
+    if (s->rto && read_armed && now >= s->rmark + s->rto) {
+        s->reading = 0;
+        emit(s, PC_SOCK_TIMEOUT | PC_SOCK_READING);
+    } else if (s->wto && busy_write && now >= s->wmark + s->wto) {
+        emit(s, PC_SOCK_TIMEOUT | PC_SOCK_WRITING);
+    } else {
+        arm(s);
+    }
+    s->in_cb--;
+    release(s);
+}
+
+static void arm(pc_sock *s)
+{
+    uint64_t dl = 0;
+    if (s->dead)
+        return;
+    if (s->rto && s->reading)
+        dl = s->rmark + s->rto;
+    if (s->wto && (evbuffer_get_length(s->out) > 0 || s->connecting ||
+                   s->handshaking)) {
+        uint64_t w = s->wmark + s->wto;
+        if (!dl || w < dl)
+            dl = w;
+    }
+    if (!dl || (s->timer_at && s->timer_at <= dl))
+        return; /* a pending earlier timer re-checks and re-arms */
+    uint64_t now = pc_now_ns();
+    uint64_t d = dl > now ? dl - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000000u),
+                         (suseconds_t)((d % 1000000000u) / 1000) + 1};
+    s->timer_at = dl;
+    event_add(&s->timer, &tv);
+}
+
+static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
+                   void *arg)
+{
+    pc_sock *s = arg;
+    (void)b;
+    if (info->n_added == 0)
+        return;
+    if (info->orig_size == 0) {
+        s->wmark = pc_now_ns();
+        if (s->wto)
+            arm(s);
+    }
+    s->want_flush = 1;
+    enqueue(s);
+}
+
+static void loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_sock_loop *l = arg;
+    (void)fd;
+    (void)what;
+    l->active = 0;
+    while (l->head) {
+        pc_sock *s = l->head;
+        l->head = s->qnext;
+        if (!l->head)
+            l->tail = NULL;
+        s->queued = 0;
+        if (s->dead) {
+            release(s);
+            continue;
+        }
+        s->in_cb++;
+        if (s->want_err) {
+            s->want_err = 0;
+            errno = s->pending_errno;
+            emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+        }
+        if (!s->dead && s->want_flush) {
+            s->want_flush = 0;
+            if (s->writable)
+                do_write(s);
+        }
+        if (!s->dead && s->want_rcb) {
+            s->want_rcb = 0;
+            do_read(s, 1);
+        }
+        if (!s->dead && s->want_wcb) {
+            s->want_wcb = 0;
+            if (s->wcb)
+                s->wcb(s, s->arg);
+        }
+        s->in_cb--;
+        release(s);
+    }
+}
+
+pc_sock_loop *pc_sock_loop_new(struct event_base *base)
+{
+    pc_sock_loop *l = pc_xcalloc(1, sizeof *l);
+    l->base = base;
+    l->ev = event_new(base, -1, 0, loop_cb, l);
+    return l;
+}
+
+void pc_sock_loop_free(pc_sock_loop *l)
+{
+    if (!l)
+        return;
+    while (l->head) {
+        pc_sock *s = l->head;
+        l->head = s->qnext;
+        s->queued = 0;
+        release(s);
+    }
+    event_free(l->ev);
+    free(l);
+}
+
+static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
+{
+    pc_sock *s = pc_xcalloc(1, sizeof *s);
+    s->loop = l;
+    s->fd = fd;
+    s->ssl = ssl;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    evbuffer_add_cb(s->out, out_cb, s);
+    s->reading = 1;
+    s->rmark = s->wmark = pc_now_ns();
+    event_assign(&s->io, l->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+                 io_cb, s);
+    evtimer_assign(&s->timer, l->base, timer_cb, s);
+    if (ssl) {
+        SSL_set_fd(ssl, fd);
+        SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    return s;
+}
+
+pc_sock *pc_sock_accept(pc_sock_loop *l, int fd, SSL *ssl)
+{
+    evutil_make_socket_nonblocking(fd);
+    pc_sock *s = sock_new(l, fd, ssl);
+    if (ssl) {
+        SSL_set_accept_state(ssl);
+        s->handshaking = 1;
+    }
+    if (event_add(&s->io, NULL) != 0) {
+        pc_sock_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+pc_sock *pc_sock_connect(pc_sock_loop *l, const struct sockaddr *sa,
+                         socklen_t len, SSL *ssl)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        if (ssl)
+            SSL_free(ssl);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pc_sock *s = sock_new(l, fd, ssl);
+    if (ssl)
+        SSL_set_connect_state(ssl);
+    s->connecting = 1;
+    if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
+        /* Reported from the loop, like any other connect failure. */
+        s->pending_errno = errno;
+        s->want_err = 1;
+        enqueue(s);
+        return s;
+    }
+    if (event_add(&s->io, NULL) != 0) {
+        s->pending_errno = errno;
+        s->want_err = 1;
+        enqueue(s);
+    }
+    return s;
+}
+
+void pc_sock_free(pc_sock *s)
+{
+    if (!s || s->dead)
+        return;
+    s->dead = 1;
+    event_del(&s->io);
+    event_del(&s->timer);
+    if (s->ssl) {
+        if (!s->handshaking && !s->connecting && !s->eof)
+            SSL_shutdown(s->ssl); /* best effort close_notify */
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    evbuffer_free(s->in);
+    evbuffer_free(s->out);
+    s->in = s->out = NULL;
+    release(s);
+}
+
+void pc_sock_setcb(pc_sock *s, pc_sock_data_cb read_cb, pc_sock_data_cb write_cb,
+                   pc_sock_event_cb event_cb, void *arg)
+{
+    s->rcb = read_cb;
+    s->wcb = write_cb;
+    s->ecb = event_cb;
+    s->arg = arg;
+}
+
+struct evbuffer *pc_sock_input(pc_sock *s)
+{
+    return s->in;
+}
+
+struct evbuffer *pc_sock_output(pc_sock *s)
+{
+    return s->out;
+}
+
+int pc_sock_fd(const pc_sock *s)
+{
+    return s->fd;
+}
+
+SSL *pc_sock_ssl(const pc_sock *s)
+{
+    return s->ssl;
+}
+
+void pc_sock_read(pc_sock *s, int on)
+{
+    if (s->dead)
+        return;
+    if (on && !s->reading) {
+        s->reading = 1;
+        s->rmark = pc_now_ns();
+        if (s->rto)
+            arm(s);
+        if (s->readable || s->eof) {
+            s->want_rcb = 1;
+            enqueue(s);
+        }
+    } else if (!on) {
+        s->reading = 0;
+    }
+}
+
+void pc_sock_set_read_hwm(pc_sock *s, size_t hwm)
+{
+    s->rhwm = hwm;
+}
+
+void pc_sock_set_write_lwm(pc_sock *s, size_t lwm)
+{
+    s->wlwm = lwm;
+}
+
+void pc_sock_set_timeouts(pc_sock *s, uint64_t read_ms, uint64_t write_ms)
+{
+    if (s->dead)
+        return;
+    s->rto = read_ms * 1000000ull;
+    s->wto = write_ms * 1000000ull;
+    s->rmark = s->wmark = pc_now_ns();
+    arm(s);
+}
+
+void pc_sock_trigger_read(pc_sock *s)
+{
+    if (s->dead)
+        return;
+    s->want_rcb = 1;
+    enqueue(s);
+}
+
+void pc_sock_trigger_write(pc_sock *s)
+{
+    if (s->dead)
+        return;
+    s->want_wcb = 1;
+    enqueue(s);
+}
