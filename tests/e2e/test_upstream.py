@@ -326,3 +326,24 @@ def test_https_upstream_verify_off(env, certs):
     gw = gateway(env, {"u": helpers.upstream_conf(url, tls_verify=False)})
     r = request(gw.port, "GET", "/noverify")
     assert r.status == 200 and r.json()["path"] == "/noverify"
+
+
+def test_read_timeout_not_hit_by_slow_client(env):
+    """read_timeout is a gap between reads of the upstream; a client reading
+    slowly for longer than it (backpressure) must still get everything."""
+    up = env.upstream("a")
+    gw = gateway(env, {"u": helpers.upstream_conf(up, read_timeout="1s", retries=0)})
+    size = 12 * 1024 * 1024
+    got = {"n": 0}
+    t0 = time.monotonic()
+
+    def slow(data):  # 4 MiB/s: 3 s in all
+        got["n"] += len(data)
+        ahead = got["n"] / (4 << 20) - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    with RawConn(gw.port, timeout=20) as c:
+        c.recv_size = 65536
+        c.send(build_request("GET", "/stream/%d" % size))
+        r = c.read_response(body_sink=slow)
+    assert r.status == 200 and got["n"] == size

@@ -27,7 +27,7 @@ rewrite do not matter):
   /noclen/N       N body bytes, delimited by closing the connection
   /stream/N       N body bytes with Content-Length, written as fast as the
                   peer reads, for streaming tests
-  /sink           read the body (slowly with ?pause_us=U per 64 KiB) and
+  /sink           read the body (at most ?rate_mib=R MiB/s) and
                   answer its length and CRC-32
   /status/CODE    answer CODE with a small JSON body
   /hopbyhop       answer with hop-by-hop headers a proxy must drop
@@ -151,21 +151,25 @@ class Reader:
 
 
 class Body:
-    """Accumulates a request body: kept when small, always counted and CRC'd."""
+    """Accumulates a request body: kept when small, always counted and CRC'd.
+    With a rate (bytes/s) it reads no faster than that: a slow reader."""
 
-    def __init__(self, pause_us=0):
+    def __init__(self, rate=0):
         self.len = 0
         self.crc = 0
         self.kept = bytearray()
-        self.pause = pause_us / 1e6
+        self.rate = rate
+        self.t0 = time.monotonic()
 
     def add(self, data):
         self.len += len(data)
         self.crc = zlib.crc32(data, self.crc)
         if self.len <= KEEP_BODY:
             self.kept += data
-        if self.pause:
-            time.sleep(self.pause)
+        if self.rate:
+            ahead = self.len / self.rate - (time.monotonic() - self.t0)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def parse_head(raw):
@@ -305,9 +309,10 @@ class Conn(threading.Thread):
             method, target, version, headers = parse_head(head)
             path = target.split("?", 1)[0]
             q = target.split("?", 1)[1] if "?" in target else ""
-            m = re.search(r"pause_us=(\d+)", q)
+            m = re.search(r"rate_mib=(\d+)", q)
             if "/sink" in path and m:
-                body.pause = int(m.group(1)) / 1e6
+                body.rate = int(m.group(1)) << 20
+                body.t0 = time.monotonic()
             chunked = read_body(rd, headers, body)
         except Eof as e:
             if head or rd.buf:
