@@ -44,12 +44,17 @@ void pc_errors_free(pc_errors *e)
 static void errors_vadd(pc_errors *e, int line, int col, const char *fmt,
                         va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
     const char *file = e->file ? e->file : "<config>";
-    int len = snprintf(NULL, 0, "%s:%d:%d: %s", file, line, col, msg);
-    char *s = pc_xmalloc((size_t)len + 1);
-    snprintf(s, (size_t)len + 1, "%s:%d:%d: %s", file, line, col, msg);
+    va_list copy;
+    va_copy(copy, ap);
+    int mlen = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    int plen = snprintf(NULL, 0, "%s:%d:%d: ", file, line, col);
+    if (mlen < 0)
+        mlen = 0;
+    char *s = pc_xmalloc((size_t)plen + (size_t)mlen + 1);
+    snprintf(s, (size_t)plen + 1, "%s:%d:%d: ", file, line, col);
+    vsnprintf(s + plen, (size_t)mlen + 1, fmt, ap);
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 8;
         e->msgs = pc_xrealloc(e->msgs, e->cap * sizeof *e->msgs);

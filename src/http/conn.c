@@ -50,9 +50,7 @@ static void conn_free(pc_conn *c)
 {
     if (c->req)
         pc_conn_free_req(c);
-    pc_buf_free(&c->url);
-    pc_buf_free(&c->field);
-    pc_buf_free(&c->value);
+    pc_scratch_free(c);
     pc_sock_free(c->sock);
     pc_worker_conn_closed(c->w, c);
     free(c);
@@ -92,7 +90,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->content_length = -1;
     r->tls = c->tls;
     r->peer = c->peer;
-    memcpy(r->peer_text, c->peer_text, sizeof r->peer_text);
+    pc_ip_format(&c->peer, r->peer_text, sizeof r->peer_text);
     r->sink = &sink_ops;
     r->sink_ctx = c;
     if (c->tls)
@@ -356,7 +354,6 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
         }
     }
     (void)salen;
-    pc_ip_format(&c->peer, c->peer_text, sizeof c->peer_text);
     SSL *ssl = NULL;
     if (ssl_ctx) {
         ssl = SSL_new(ssl_ctx);

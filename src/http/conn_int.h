@@ -16,17 +16,23 @@ typedef struct pc_buf {
     size_t len, cap;
 } pc_buf;
 
+/* Request-target and header name/value being assembled from llhttp's
+ * pieces; allocated at a request's first byte, freed once its head is
+ * parsed, so an idle connection carries none of it. */
+typedef struct pc_scratch {
+    pc_buf url, field, value;
+} pc_scratch;
+
 struct pc_conn {
     pc_worker *w;
     pc_sock *sock;
     pc_conn *prev, *next;      /* worker's list */
     llhttp_t parser;
     pc_ip peer;
-    char peer_text[48];
     int tls;
 
     pc_req *req;               /* the request being read or answered */
-    pc_buf url, field, value;  /* header-phase scratch, freed after */
+    pc_scratch *scr;           /* head-phase buffers; NULL while idle */
     uint64_t head_bytes;       /* bytes of the current head so far */
     uint64_t body_bytes;
     uint64_t header_deadline;  /* ns, monotonic */
@@ -50,7 +56,7 @@ struct pc_conn {
 
 /* request.c: llhttp settings and helpers building the pc_req. */
 extern const llhttp_settings_t pc_request_settings;
-void pc_buf_free(pc_buf *b);
+void pc_scratch_free(pc_conn *c);
 /* Prepares a fresh request on c (arena, pinned config, ids). */
 pc_req *pc_conn_new_req(pc_conn *c);
 

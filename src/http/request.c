@@ -39,26 +39,32 @@ static void buf_add(pc_buf *b, const char *p, size_t n)
     b->p[b->len] = '\0';
 }
 
-void pc_buf_free(pc_buf *b)
+void pc_scratch_free(pc_conn *c)
 {
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
+    if (!c->scr)
+        return;
+    free(c->scr->url.p);
+    free(c->scr->field.p);
+    free(c->scr->value.p);
+    free(c->scr);
+    c->scr = NULL;
 }
 
 static int on_message_begin(llhttp_t *p)
 {
     pc_conn *c = p->data;
     pc_conn_new_req(c);
+    if (!c->scr)
+        c->scr = pc_xcalloc(1, sizeof *c->scr);
     return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    if (c->url.len + len > MAX_URI)
+    if (c->scr->url.len + len > MAX_URI)
         return fail(c, PC_ERR_URI_TOO_LONG, NULL);
-    buf_add(&c->url, at, len);
+    buf_add(&c->scr->url, at, len);
     return 0;
 }
 
@@ -73,14 +79,14 @@ static int on_version_complete(llhttp_t *p)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    buf_add(&c->field, at, len);
+    buf_add(&c->scr->field, at, len);
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    buf_add(&c->value, at, len);
+    buf_add(&c->scr->value, at, len);
     return 0;
 }
 
@@ -90,12 +96,12 @@ static int on_header_value_complete(llhttp_t *p)
     pc_req *r = c->req;
     if (++c->nheaders > r->cfg->limits.max_headers)
         return fail(c, PC_ERR_HEADERS_TOO_LARGE, "too many header fields");
-    size_t vlen = c->value.len;
-    while (vlen && (c->value.p[vlen - 1] == ' ' || c->value.p[vlen - 1] == '\t'))
+    size_t vlen = c->scr->value.len;
+    while (vlen && (c->scr->value.p[vlen - 1] == ' ' || c->scr->value.p[vlen - 1] == '\t'))
         vlen--;
-    pc_headers_add(&r->headers, r->arena, c->field.p ? c->field.p : "",
-                   c->field.len, c->value.p ? c->value.p : "", vlen);
-    c->field.len = c->value.len = 0;
+    pc_headers_add(&r->headers, r->arena, c->scr->field.p ? c->scr->field.p : "",
+                   c->scr->field.len, c->scr->value.p ? c->scr->value.p : "", vlen);
+    c->scr->field.len = c->scr->value.len = 0;
     return 0;
 }
 
@@ -122,8 +128,8 @@ static int dot_params(const char *p, size_t n)
 static int parse_target(pc_conn *c, pc_req *r, const char **authority,
                         size_t *alen)
 {
-    const char *u = c->url.p ? c->url.p : "";
-    size_t len = c->url.len;
+    const char *u = c->scr->url.p ? c->scr->url.p : "";
+    size_t len = c->scr->url.len;
     *authority = NULL;
     *alen = 0;
     if (len == 0)
@@ -289,9 +295,7 @@ static int on_headers_complete(llhttp_t *p)
     pc_ip_format(&r->client, r->client_text, sizeof r->client_text);
     c->has_body = r->chunked || r->content_length > 0;
     c->head_ready = 1;
-    pc_buf_free(&c->url);
-    pc_buf_free(&c->field);
-    pc_buf_free(&c->value);
+    pc_scratch_free(c);
     /* A body waits until a handler asks for it; without one, parsing runs
      * on to message-complete, which pauses. */
     return c->has_body ? HPE_PAUSED : 0;
