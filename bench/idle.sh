@@ -29,6 +29,7 @@ limit=$(ulimit -n)
     die "open-file limit $limit is too low for N=$N (raise 'ulimit -Hn')"
 
 bench_init
+case " $TARGETS " in *" portcullis "*) snapshot_portcullis ;; esac
 mkdir -p "$TMP/origin"
 make_cert "$TMP"
 read -r UP UPT PX PXT PXA <<<"$(free_ports 5)"
@@ -87,7 +88,8 @@ done
 {
     echo "# bench/idle.sh results, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(machine_info); $WORKERS worker(s); each connection did a"
+    echo "Machine: $(machine_info); portcullis: $PC_DESC;"
+    echo "$WORKERS worker(s); each connection did a"
     echo "handshake and one GET /small (100 bytes) first. RSS of the whole"
     echo "process (nginx: master + workers), before and after opening them."
     echo

@@ -18,6 +18,8 @@ START_TIMEOUT=${START_TIMEOUT:-5}
 
 BENCH_PIDS=""
 LAST_PID=""
+# shellcheck disable=SC2034 # read by the scripts that source this file
+PC_DESC="not measured"
 TMP=""
 
 die() {
@@ -40,6 +42,16 @@ need_tools() {
 need_portcullis() {
     [ -x "$PORTCULLIS" ] ||
         die "$PORTCULLIS does not exist: build it with 'make' first"
+}
+
+# snapshot_portcullis: runs a private copy, so that a rebuild while the
+# benchmark runs cannot mix two binaries in one table; sets PC_DESC.
+snapshot_portcullis() {
+    cp "$PORTCULLIS" "$TMP/portcullis.bin" || die "cannot copy $PORTCULLIS"
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    PC_DESC="$("$TMP/portcullis.bin" --version 2>&1 | head -1), binary of $(
+        date -u -r "$PORTCULLIS" +%Y-%m-%dT%H:%MZ)"
+    PORTCULLIS=$TMP/portcullis.bin
 }
 
 # Scratch directory and cleanup: every process goes through start_bg so the

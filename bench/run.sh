@@ -33,6 +33,7 @@ case " $TARGETS " in *" portcullis "*) need_portcullis ;; esac
 [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 
 bench_init
+case " $TARGETS " in *" portcullis "*) snapshot_portcullis ;; esac
 mkdir -p "$TMP/raw" "$TMP/origin"
 make_cert "$TMP"
 : >"$TMP/index.tsv"
@@ -187,15 +188,11 @@ for w in $WORKERS; do
 done
 
 sorted_index
-pc_version="not measured"
-if [[ " $TARGETS " == *" portcullis "* ]]; then
-    pc_version=$("$PORTCULLIS" --version 2>&1 | head -1)
-fi
 mkdir -p "$(dirname "$RESULTS")"
 status=0
 "$PYTHON" "$BENCH_DIR/report.py" "$TMP/index.sorted.tsv" \
     "# bench/run.sh results, $started" "" \
-    "Machine: $(machine_info); portcullis: $pc_version." \
+    "Machine: $(machine_info); portcullis: $PC_DESC." \
     "wrk -t$THREADS -c$CONNS -d$D --latency, warm-up $WARMUP, median of $RUNS runs;" \
     "origin: nginx, 1 worker; wN = N workers for portcullis and the nginx proxy." \
     >"$TMP/table.md" || status=$?

@@ -27,6 +27,7 @@ need_tools "$NGINX" openssl curl "$PYTHON"
 case " $TARGETS " in *" portcullis "*) need_portcullis ;; esac
 
 bench_init
+case " $TARGETS " in *" portcullis "*) snapshot_portcullis ;; esac
 make_cert "$TMP"
 read -r UP PX PXT PXA <<<"$(free_ports 4)"
 
@@ -90,7 +91,8 @@ done
 {
     echo "# bench/stream.sh results, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(machine_info); 1 worker; RSS sampled every 100 ms"
+    echo "Machine: $(machine_info); portcullis: $PC_DESC;"
+    echo "1 worker; RSS sampled every 100 ms"
     echo "(nginx: master + workers, proxy_buffering and"
     echo "proxy_request_buffering off). Upload: the origin reads slowly;"
     echo "download: the client reads slowly.$([ "$CHUNKED" = 1 ] &&

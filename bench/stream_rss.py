@@ -249,8 +249,11 @@ def upload(a, size):
             sock.sendall(b"0\r\n\r\n")
     except OSError as e:  # an early answer (413, 502) explains it best
         try:
-            status, _, f = read_response(sock)
-            return "gateway answered %d while uploading (%s)" % (status, e)
+            status, headers, f = read_response(sock)
+            body = bytearray()
+            read_body(f, headers, body.extend)
+            return "gateway answered %d while uploading (%s): %s" % (
+                status, e, bytes(body[:300]).decode("latin-1"))
         except (OSError, ValueError):
             return "upload failed: %s" % e
     status, headers, f = read_response(sock)
@@ -298,7 +301,10 @@ def cmd_run(a):
         base, _ = sampler.result()
         sampler.reset()
         t0 = time.monotonic()
-        err = fn(a, size)
+        try:
+            err = fn(a, size)
+        except (OSError, ValueError) as e:
+            err = "%s (after %.1f s)" % (e, time.monotonic() - t0)
         secs = time.monotonic() - t0
         peak, samples = sampler.result()
         peak = max(peak, base)

@@ -21,6 +21,9 @@
 #include "portcullis/trie.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
+
+/* Room for one policy per chain stage (chain.c checks its table fits). */
+#define PC_STAGE_MAX 12
 typedef struct json_t json_t;
 
 typedef struct pc_tls_cert {
@@ -113,6 +116,7 @@ typedef struct pc_route {
     char *strip_prefix;   /* NULL or a prefix of path on a segment boundary */
     char *rewrite;        /* NULL or template using {params} of path */
     pc_header_rules req_headers, resp_headers;
+    void *stage_policy[PC_STAGE_MAX]; /* per stage: its route block, owned */
     size_t index;         /* file order */
 } pc_route;
 
@@ -138,6 +142,7 @@ typedef struct pc_config {
     pc_route *routes;
     size_t nroutes;
     pc_trie *trie;               /* routes compiled; data = pc_route* */
+    void *stage_global[PC_STAGE_MAX]; /* per stage: its top-level block */
     uint64_t generation;         /* 1 for the first load, +1 per reload
                                     (the loader sets 1; the reloader sets
                                     old->generation + 1) */
@@ -161,6 +166,9 @@ void pc_config_unref(pc_config *c); /* frees at zero; NULL is a no-op */
 /* The loaded config as JSON for GET /admin/config; secrets (admin.token and
  * any later secret/password keys) are "***". Caller owns the result. */
 json_t *pc_config_to_json(const pc_config *c);
+
+/* p made absolute against the config file's directory; caller frees. */
+char *pc_config_abspath(const pc_config *c, const char *p);
 
 /* Finds an upstream by name, NULL when absent. */
 pc_upstream *pc_config_upstream(const pc_config *c, const char *name);

@@ -34,6 +34,7 @@
 #include "portcullis/trie.h"
 
 typedef struct pc_worker pc_worker;
+struct evbuffer;
 
 typedef struct pc_header {
     const char *name, *value; /* arena strings, NUL-terminated */
@@ -129,9 +130,19 @@ struct pc_req {
     pc_ip peer, client;
     char client_text[48], peer_text[48];
 
+    uint64_t max_body;     /* body limit in force (limits, or the route's
+                              validate.max_body_bytes when lower) */
+    struct evbuffer *body; /* whole body, when a stage buffered it (owned) */
+
     /* routing */
     const pc_route *route;
     pc_trie_match match;
+    int match_status;      /* pc_trie_status of the lookup */
+
+    /* set by a stage before sink->error: one extra response header
+     * (WWW-Authenticate, Retry-After) */
+    const char *err_hdr_name, *err_hdr_value;
+    const char *user;      /* JWT "sub", for the access log */
 
     /* chain */
     unsigned stage;        /* cursor: index of the running stage */

@@ -56,14 +56,18 @@ void pc_node_free(pc_node *n);
 pc_node *pc_node_get(const pc_node *map, const char *key);
 
 /* Checks that every key of map is in the NULL-terminated list `allowed`;
- * an unknown key is an error at the key: "unknown key 'x' in <where>".
- * Returns the number of unknown keys. */
+ * an unknown key is an error at the key: "unknown key 'x' in <where>",
+ * plus " (did you mean 'y'?)" when an allowed key is within two edits;
+ * where may be NULL (top level). Returns the number of unknown keys. */
 int pc_node_check_keys(const pc_node *map, const char *const *allowed,
                        const char *where, pc_errors *err);
 
 /* Typed readers: each returns 0 and stores the value, or -1 after recording
- * an error at the node ("expected a string", "expected a duration like 10s",
- * "value 0 out of range 1..65535"). `name` is the key for messages. */
+ * an error at the node ("expected a string for 'x', got a mapping",
+ * "invalid duration '10' for 'x': missing unit ...", "value 0 for 'x' out
+ * of range 1..65535"). `name` is the key for messages. A scalar marked
+ * `bad` fails without a new error. Integers are decimal digits only
+ * (quoted accepted); booleans are true/false (any of three casings). */
 int pc_node_str(const pc_node *n, const char *name, char **out,
                 pc_errors *err); /* out is pc_xstrdup'd */
 int pc_node_bool(const pc_node *n, const char *name, int *out, pc_errors *err);
@@ -73,7 +77,8 @@ int pc_node_duration(const pc_node *n, const char *name, uint64_t *ms,
                      pc_errors *err);
 int pc_node_size(const pc_node *n, const char *name, uint64_t *bytes,
                  pc_errors *err);
-/* Expects a MAP / SEQ; records "expected a mapping for 'x'" otherwise. */
+/* Expects a MAP / SEQ; records "expected a mapping for 'x', got a list"
+ * (or "a list ... got a scalar") otherwise. */
 int pc_node_expect_map(const pc_node *n, const char *name, pc_errors *err);
 int pc_node_expect_seq(const pc_node *n, const char *name, pc_errors *err);
 

@@ -48,6 +48,7 @@ typedef struct pc_worker {
     pc_conn *conns;             /* every client connection of this worker */
     long nconns;
     uint64_t rng[2];            /* xorshift128+ state for request ids */
+    void *stage_state[PC_STAGE_MAX]; /* per chain stage (caches) */
 } pc_worker;
 
 /* Creates the worker and binds its listening sockets (SO_REUSEPORT).

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config_int.h"
+#include "portcullis/chain.h"
 #include "portcullis/tls.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
@@ -57,6 +58,28 @@ void pc_config_check_block(const pc_node *map, const char *const *allowed,
         merged[n++] = unsupported[i];
     merged[n] = NULL;
     pc_node_check_keys(map, merged, where, err);
+}
+
+void pc_config_check_stage_block(const pc_node *map, const char *const *keys,
+                                 const char *const *later,
+                                 int (*owned)(const char *key),
+                                 const char *where, pc_errors *err)
+{
+    /* Keys owned by a chain stage are accepted here and read by the stage;
+     * the others of later features stay "not supported". */
+    const char *allowed[48], *rest[48];
+    size_t na = 0, nr = 0;
+    for (size_t i = 0; keys && keys[i] && na < 40; i++)
+        allowed[na++] = keys[i];
+    for (size_t i = 0; later && later[i] && na < 47 && nr < 47; i++) {
+        if (owned(later[i]))
+            allowed[na++] = later[i];
+        else
+            rest[nr++] = later[i];
+    }
+    allowed[na] = NULL;
+    rest[nr] = NULL;
+    pc_config_check_block(map, allowed, rest, where, err);
 }
 
 int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
@@ -575,6 +598,7 @@ static void config_free(pc_config *c)
     free(c->trusted_proxies_text);
     free(c->log.access);
     pc_config_free_routes(c);
+    pc_chain_free_global(c);
     pc_config_free_upstreams(c);
     free(c->file);
     free(c->dir);
@@ -605,7 +629,8 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
         config_free(c);
         return NULL;
     }
-    pc_config_check_block(root, keys, later, NULL, err);
+    pc_config_check_stage_block(root, keys, later, pc_chain_owns_global_key,
+                                NULL, err);
     read_workers(c, pc_node_get(root, "workers"), err);
     read_listens(c, root, pc_node_get(root, "listen"), err);
     const pc_node *n;
@@ -617,6 +642,7 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
     read_log(c, pc_node_get(root, "log"), err);
     if ((n = pc_node_get(root, "upstreams")))
         pc_config_read_upstreams(c, n, err);
+    pc_chain_configure_global(c, root, err);
     if ((n = pc_node_get(root, "routes")))
         pc_config_read_routes(c, n, err);
     if (err->n != before) {

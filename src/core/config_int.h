@@ -16,6 +16,13 @@ void pc_config_check_block(const pc_node *map, const char *const *allowed,
                            const char *const *unsupported, const char *where,
                            pc_errors *err);
 
+/* Like pc_config_check_block, but the keys of `later` that a chain stage
+ * owns (owned(key) == 1) are allowed: the stage reads them. */
+void pc_config_check_stage_block(const pc_node *map, const char *const *keys,
+                                 const char *const *later,
+                                 int (*owned)(const char *key),
+                                 const char *where, pc_errors *err);
+
 /* A duration within [min, max] ms; -1 after an error at n. */
 int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
                        uint64_t max, uint64_t *out, pc_errors *err);
@@ -24,8 +31,6 @@ int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
 int pc_config_nonempty(const pc_node *n, const char *name, char **out,
                        pc_errors *err);
 
-/* p made absolute against the config file's directory; caller frees. */
-char *pc_config_abspath(const pc_config *c, const char *p);
 
 /* 1 when s is a 1..128 character name of [A-Za-z0-9_.-]. */
 int pc_config_valid_name(const char *s);

@@ -294,7 +294,9 @@ void pc_log_access(pc_worker *w, const pc_req *r)
         PUT(",\"upstream_ms\":%.3f", (double)r->upstream_ns / 1e6);
     else
         PUT(",\"upstream_ms\":null");
-    PUT(",\"cache\":null,\"user\":null,\"tls\":");
+    PUT(",\"cache\":null,\"user\":");
+    STR(r->user);
+    PUT(",\"tls\":");
     STR(r->tls_version);
     PUT(",\"error\":");
     STR(r->error != PC_ERR_NONE ? pc_err_info(r->error)->code : NULL);

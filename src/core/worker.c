@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "portcullis/chain.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
 #include "portcullis/proxy.h"
@@ -211,6 +212,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
         w->nlisteners++;
     }
     w->sockloop = pc_sock_loop_new(w->base);
+    pc_chain_worker_init(w);
     w->pools = pc_pools_new(w->sockloop);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
@@ -270,6 +272,7 @@ void pc_worker_join_free(pc_worker *w)
     if (w->tick_ev)
         event_free(w->tick_ev);
     pc_pools_free(w->pools);
+    pc_chain_worker_free(w);
     pc_sock_loop_free(w->sockloop);
     free(w->listeners);
     pc_config_unref(w->cfg);

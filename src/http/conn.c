@@ -73,6 +73,8 @@ void pc_conn_free_req(pc_conn *c)
     if (r->handler && r->handler->cancel)
         r->handler->cancel(r);
     r->handler = NULL;
+    if (r->body)
+        evbuffer_free(r->body);
     pc_config_unref(r->cfg);
     pc_arena_free(r->arena);
     c->req = NULL;
@@ -88,6 +90,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->cfg = pc_config_ref(c->w->cfg);
     r->start_ns = pc_now_ns();
     r->content_length = -1;
+    r->max_body = r->cfg->limits.max_body_bytes;
     r->tls = c->tls;
     r->peer = c->peer;
     pc_ip_format(&c->peer, r->peer_text, sizeof r->peer_text);
@@ -103,6 +106,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     c->msg_done = c->resp_started = c->resp_chunked = 0;
     c->fail = PC_ERR_NONE;
     c->fail_msg = NULL;
+    c->body_end_pending = 0;
     c->header_deadline = r->start_ns + c->w->cfg->limits.client_header_timeout *
                                            1000000ull;
     set_read_timeout(c, c->w->cfg->limits.client_header_timeout);
@@ -130,6 +134,8 @@ static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
         evbuffer_add_printf(out, "Allow: %s\r\n",
                             pc_methods_format(r->match.allow, allow, sizeof allow));
     }
+    if (r && r->err_hdr_name)
+        evbuffer_add_printf(out, "%s: %s\r\n", r->err_hdr_name, r->err_hdr_value);
     if (close)
         evbuffer_add(out, "Connection: close\r\n", 19);
     else if (r && r->http_minor == 0)
@@ -259,6 +265,12 @@ static void conn_process(pc_conn *c)
         if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
             if (e == HPE_PAUSED_UPGRADE)
                 llhttp_resume_after_upgrade(&c->parser), llhttp_pause(&c->parser);
+            if (c->body_end_pending) {
+                c->body_end_pending = 0;
+                pc_req *r = c->req;
+                if (r && r->handler && r->handler->body_end)
+                    r->handler->body_end(r);
+            }
             continue;
         }
         if (e != HPE_OK) {

@@ -50,6 +50,7 @@ struct pc_conn {
     unsigned read_paused : 1;  /* body backpressure */
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
+    unsigned body_end_pending : 1; /* tell the handler after llhttp returns */
     pc_errcode fail;           /* set by parser callbacks */
     const char *fail_msg;
 };

@@ -307,7 +307,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     pc_req *r = c->req;
     c->body_bytes += len;
     r->bytes_in += len;
-    if (c->body_bytes > r->cfg->limits.max_body_bytes)
+    if (c->body_bytes > r->max_body)
         return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
     if (r->handler && r->handler->body)
         r->handler->body(r, at, len);
@@ -318,8 +318,9 @@ static int on_message_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
     c->msg_done = 1;
-    if (c->has_body && c->req->handler && c->req->handler->body_end)
-        c->req->handler->body_end(c->req);
+    /* body_end may run the rest of the chain: conn calls it once llhttp
+     * has returned, never from inside the parser. */
+    c->body_end_pending = c->has_body;
     return HPE_PAUSED;
 }
 

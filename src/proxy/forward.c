@@ -259,19 +259,25 @@ static void set_timeouts(fwd *f)
     pc_sock_set_timeouts(f->uc->sock, f->body_done ? ms : 0, ms);
 }
 
-static void copy_replay(fwd *f, struct evbuffer *out)
+/* Appends a copy of src to dst (src unchanged). */
+static void copy_buffer(struct evbuffer *dst, struct evbuffer *src)
 {
     struct evbuffer_iovec v[16];
-    int n = evbuffer_peek(f->replay, -1, NULL, NULL, 0);
+    int n = evbuffer_peek(src, -1, NULL, NULL, 0);
     if (n <= 0)
         return;
     if (n > 16) { /* rare: many small chains; make them one */
-        evbuffer_pullup(f->replay, -1);
+        evbuffer_pullup(src, -1);
         n = 1;
     }
-    n = evbuffer_peek(f->replay, -1, NULL, v, n);
+    n = evbuffer_peek(src, -1, NULL, v, n);
     for (int k = 0; k < n; k++)
-        evbuffer_add(out, v[k].iov_base, v[k].iov_len);
+        evbuffer_add(dst, v[k].iov_base, v[k].iov_len);
+}
+
+static void copy_replay(fwd *f, struct evbuffer *out)
+{
+    copy_buffer(out, f->replay);
 }
 
 static void start_attempt(fwd *f)
@@ -324,7 +330,14 @@ void pc_proxy_start(pc_req *r)
     pc_headers_apply_rules(&r->headers, r->arena, &r->route->req_headers);
     pc_headers_strip_hop_by_hop(&r->headers);
     build_head(f, f->replay);
-    f->body_done = !(r->chunked || r->content_length > 0);
+    if (r->body) {
+        /* A stage buffered the whole body (bounded by max_body): it is
+         * replayable whatever its size. */
+        copy_buffer(f->replay, r->body);
+        f->body_done = 1;
+    } else {
+        f->body_done = !(r->chunked || r->content_length > 0);
+    }
     r->handler = &handler_ops;
     r->handler_ctx = f;
     /* start_body never calls back synchronously, and start_attempt may end

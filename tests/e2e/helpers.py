@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -190,7 +189,8 @@ class RawConn:
 
     def __init__(self, port, host="127.0.0.1", timeout=10.0, tls=None, sni=None,
                  source=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
         if source:
             self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
@@ -357,9 +357,9 @@ def build_request(method, target, headers=None, body=None, version="HTTP/1.1", h
 
 
 def request(port, method, target, headers=None, body=None, tls=None, sni=None,
-            timeout=10.0, host="e2e.test", source=None):
-    """One request on a fresh connection; returns the Response."""
-    with RawConn(port, timeout=timeout, tls=tls, sni=sni, source=source) as c:
+            timeout=10.0, host="e2e.test", source=None, addr="127.0.0.1"):
+    """One request on a fresh connection to addr:port; returns the Response."""
+    with RawConn(port, host=addr, timeout=timeout, tls=tls, sni=sni, source=source) as c:
         c.send(build_request(method, target, headers, body, host=host))
         return c.read_response(method)
 
@@ -500,6 +500,14 @@ def upstream_conf(*ups, **keys):
     return d
 
 
+def connect_addr(address):
+    """(host, port) to reach a listen address such as 0.0.0.0:80 or [::1]:80."""
+    host, port = address.rsplit(":", 1)
+    host = host.strip("[]")
+    host = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return host, int(port)
+
+
 class Gateway:
     """The gateway binary on a generated config; stop() checks it exited
     cleanly and that the sanitizers reported nothing."""
@@ -524,6 +532,7 @@ class Gateway:
         if isinstance(config, dict):
             self.port = int(config["listen"][0]["address"].rsplit(":", 1)[1])
             self.ports = [int(l["address"].rsplit(":", 1)[1]) for l in config["listen"]]
+            self.addrs = [connect_addr(l["address"]) for l in config["listen"]]
             self.admin_port = int(config["admin"]["listen"].rsplit(":", 1)[1])
 
     @property
@@ -555,8 +564,8 @@ class Gateway:
             r = request(self.admin_port, "GET", "/healthz", timeout=1.0, host="127.0.0.1")
             if r.status != 200:
                 return False
-            for p in self.ports:
-                socket.create_connection(("127.0.0.1", p), timeout=1.0).close()
+            for a in self.addrs:
+                socket.create_connection(a, timeout=1.0).close()
             return True
         except (OSError, Closed, AssertionError):
             return False
@@ -633,10 +642,6 @@ def run_cli(*args, timeout=20, env=None, binary=None):
     e.update(env or {})
     return subprocess.run([abspath_bin(binary or BIN)] + list(args), capture_output=True,
                           text=True, timeout=timeout, env=e)
-
-
-def url_path(u):
-    return urllib.parse.urlsplit(u).path
 
 
 class Env:

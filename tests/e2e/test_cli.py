@@ -4,6 +4,7 @@ and the exit codes (0 clean, 1 bad configuration, 2 runtime failure)."""
 import os
 import re
 import socket
+import subprocess
 
 import helpers
 from helpers import run_cli
@@ -19,7 +20,7 @@ def write(tmp_path, text, name="gw.yaml"):
 def valid_yaml(port=None, admin=None):
     port = port or helpers.free_port()
     admin = admin or helpers.free_port()
-    return ("workers: 1\n"
+    return ("workers: auto\n"
             "listen:\n"
             "  - address: 127.0.0.1:%d\n"
             "admin:\n"
@@ -164,7 +165,7 @@ def test_check_env_expansion(tmp_path):
     r = run_cli("-t", "-c", path, env={"E2E_UPSTREAM_NAME": "a"})
     assert r.returncode == 0, (r.stdout, r.stderr)
     env = {k: v for k, v in os.environ.items() if k != "E2E_UPSTREAM_NAME"}
-    r = helpers.subprocess.run([helpers.abspath_bin(helpers.BIN), "-t", "-c", path],
+    r = subprocess.run([helpers.abspath_bin(helpers.BIN), "-t", "-c", path],
                                capture_output=True, text=True, env=env, timeout=20)
     assert r.returncode == 1, (r.stdout, r.stderr)
     errs = error_lines(r.stderr, path)

@@ -115,6 +115,32 @@ def test_head_has_no_body(px):
     assert px.up.requests()[-2]["method"] == "HEAD"
 
 
+def test_head_on_chunked_resource(px):
+    with RawConn(px.port) as c:
+        c.send(build_request("HEAD", "/e/chunked/3000"))
+        r = c.read_response("HEAD")
+        assert r.status == 200
+        c.send(build_request("GET", "/e/after-chunked-head"))
+        assert echo(c.read_response())["path"] == "/e/after-chunked-head"
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_bodiless_statuses(px, code):
+    with RawConn(px.port) as c:
+        c.send(build_request("GET", "/e/status/%d" % code))
+        r = c.read_response()
+        assert r.status == code and r.body == b""
+        assert not r.all("Transfer-Encoding"), r.headers
+        c.send(build_request("GET", "/e/after-%d" % code))
+        assert echo(c.read_response())["path"] == "/e/after-%d" % code
+
+
+def test_upstream_status_passed_through(px):
+    r = request(px.port, "GET", "/e/status/503")
+    assert r.status == 503 and r.json() == {"status": 503}
+    assert r.header("X-Upstream") == "a"
+
+
 def test_query_string_untouched(px):
     q = "?a=1&b=%2F%20x&c=%7E&d=..%2F&e&f=%2e%2e"
     d = echo(request(px.port, "GET", "/e/q" + q))
@@ -424,3 +450,15 @@ def test_wildcard_host(px):
     assert route_of(px, "/w", host="x.y.wild.test") in ("w_wild", "w_any")
     assert route_of(px, "/w", host="wild.test") == "w_any"
     assert route_of(px, "/w", host="notwild.test") == "w_any"
+
+
+def test_ipv6_listener(env):
+    up = env.upstream("a")
+    port, admin = helpers.free_port(), helpers.free_port()
+    cfg = helpers.base_config(port, admin, {"a": helpers.upstream_conf(up)},
+                              [{"name": "all", "match": {"path": "/"}, "upstream": "a"}],
+                              listen=[{"address": "[::1]:%d" % port}])
+    gw = env.gateway(cfg)
+    r = request(gw.port, "GET", "/v6", addr="::1")
+    assert echo(r)["path"] == "/v6"
+    assert req_headers(up.last_request())["x-forwarded-for"] == ["::1"]

@@ -4,6 +4,7 @@ X-Forwarded-Proto https."""
 
 import re
 import socket
+import subprocess
 import ssl
 import zlib
 
@@ -51,7 +52,7 @@ def unverified_cn(port, sni):
     with handshake(port, ctx, sni) as s:
         der = s.getpeercert(binary_form=True)
     pem = ssl.DER_cert_to_PEM_cert(der)
-    out = helpers.subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
                                  capture_output=True, text=True).stdout
     return out.strip().split("CN")[-1].lstrip(" =")
 

@@ -188,6 +188,20 @@ def test_retries_idempotent_only(env):
     assert len(posts) == statuses.count(200), "a POST was retried on the other target"
 
 
+def test_no_retry_after_response_started(env):
+    """Once the head went to the client, a failing upstream is not retried
+    on the other target: the client sees the connection end instead."""
+    a, b = env.upstream("a"), env.upstream("b")
+    gw = gateway(env, {"u": helpers.upstream_conf(a, b, read_timeout="500ms", retries=1)})
+    with RawConn(gw.port, timeout=5) as c:
+        c.send(build_request("GET", "/dribble/5/2000"))
+        with pytest.raises(helpers.Closed):
+            c.read_response()
+    time.sleep(0.3)
+    sent = [e for u in (a, b) for e in u.requests() if "dribble" in e["path"]]
+    assert len(sent) == 1, "retried after bytes reached the client: %r" % sent
+
+
 def test_retries_zero_not_retried(env):
     live = env.upstream("live")
     gw = gateway(env, {"u": helpers.upstream_conf(live, dead_url(), retries=0)})

@@ -348,7 +348,8 @@ class Conn(threading.Thread):
             return False
 
     def head_bytes(self, status, headers, keep):
-        reason = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found",
+        reason = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified",
+                  404: "Not Found",
                   500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Status")
         out = ["HTTP/1.1 %d %s" % (status, reason),
                "Server: e2e-upstream",
@@ -379,8 +380,12 @@ class Conn(threading.Thread):
             return False
         m = re.search(r"/status/(\d+)", path)
         if m:
-            return self.simple(req, int(m.group(1)), "application/json",
-                               json.dumps({"status": int(m.group(1))}).encode())
+            code = int(m.group(1))
+            if code in (204, 304):  # no body, no framing headers
+                self.send(self.head_bytes(code, [], req["keep"]))
+                return req["keep"]
+            return self.simple(req, code, "application/json",
+                               json.dumps({"status": code}).encode())
         m = re.search(r"/bytes/(\d+)", path)
         if m:
             return self.simple(req, 200, "application/octet-stream", pattern_bytes(int(m.group(1))))

@@ -1,0 +1,63 @@
+/* body.c: buffers a whole request body for the stages the contract lets
+ * see it (validate.json_schema, verify_signature). Bounded by
+ * req->max_body, which conn enforces while streaming (413). The buffered
+ * body is sent upstream with a Content-Length by proxy/forward.c. */
+#include <event2/buffer.h>
+#include <stdlib.h>
+
+#include "portcullis/chain.h"
+#include "portcullis/util.h"
+
+typedef struct buffering {
+    void (*done)(pc_req *req);
+} buffering;
+
+static void b_body(pc_req *req, const char *data, size_t len)
+{
+    evbuffer_add(req->body, data, len);
+}
+
+static void b_body_end(pc_req *req)
+{
+    buffering *b = req->handler_ctx;
+    void (*done)(pc_req *) = b->done;
+    free(b);
+    req->handler = NULL;
+    req->handler_ctx = NULL;
+    /* The whole body is here: from now on it has a known length. */
+    req->chunked = 0;
+    req->content_length = (int64_t)evbuffer_get_length(req->body);
+    done(req);
+}
+
+static size_t b_backlog(pc_req *req)
+{
+    (void)req;
+    return 0; /* bounded by max_body; never pause the client */
+}
+
+static void b_cancel(pc_req *req)
+{
+    free(req->handler_ctx);
+    req->handler_ctx = NULL;
+}
+
+static const pc_handler_ops buffering_ops = {
+    .body = b_body,
+    .body_end = b_body_end,
+    .backlog = b_backlog,
+    .cancel = b_cancel,
+};
+
+pc_verdict pc_chain_buffer_body(pc_req *req, void (*done)(pc_req *req))
+{
+    if (req->body || !(req->chunked || req->content_length > 0))
+        return PC_NEXT;
+    req->body = evbuffer_new();
+    buffering *b = pc_xcalloc(1, sizeof *b);
+    b->done = done;
+    req->handler = &buffering_ops;
+    req->handler_ctx = b;
+    req->sink->start_body(req);
+    return PC_WAIT;
+}

@@ -1,0 +1,262 @@
+/* jsonschema_pattern.c: compiles the `pattern` keyword with <regex.h>
+ * (POSIX ERE, byte-wise in the C locale). Before regcomp sees a pattern it
+ * is scanned for what would silently mean something else than in the
+ * ECMA-262 dialect schema authors usually write (\d is a plain 'd' in glibc,
+ * [\w] is a backslash or a 'w') and for what would make regcomp or regexec
+ * expensive (back-references, huge repetition counts, deep nesting). Owns
+ * nothing after it returns; must never accept a pattern it cannot explain.
+ */
+#include "jsonschema_int.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Elements a pattern may expand to once glibc has unrolled its repetition
+ * counts ("(ab){3}" is 6): bounds regcomp's memory and the per-position cost
+ * of regexec. Lengths belong in minLength/maxLength, not in {1,5000}. */
+#define PATTERN_MAX_ELEMENTS 2000
+/* Group nesting: glibc's parser recurses per level. */
+#define PATTERN_MAX_NEST 32
+
+typedef struct scan {
+    uint64_t size[PATTERN_MAX_NEST + 1]; /* elements so far, per open group */
+    uint64_t last[PATTERN_MAX_NEST + 1]; /* size of the latest atom */
+    int level;
+    char *err;
+    size_t errlen;
+} scan;
+
+static int refuse(scan *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int refuse(scan *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, s->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int grow(scan *s, uint64_t atom)
+{
+    s->last[s->level] = atom;
+    s->size[s->level] += atom;
+    if (s->size[s->level] > PATTERN_MAX_ELEMENTS)
+        return refuse(s,
+                      "pattern too complex: its repetitions expand to "
+                      "more than %d elements (use minLength/maxLength "
+                      "for lengths)",
+                      PATTERN_MAX_ELEMENTS);
+    return 0;
+}
+
+static int repeat(scan *s, uint64_t times)
+{
+    uint64_t atom = s->last[s->level];
+    if (times > PATTERN_MAX_ELEMENTS + 1)
+        times = PATTERN_MAX_ELEMENTS + 1;
+    if (times < 1 || atom == 0)
+        return 0;
+    s->size[s->level] -= atom;
+    return grow(s, atom * times);
+}
+
+static const char *escape_hint(char c)
+{
+    switch (c) {
+    case 'd':
+        return "write [0-9]";
+    case 'D':
+        return "write [^0-9]";
+    case 'w':
+        return "write [A-Za-z0-9_]";
+    case 'W':
+        return "write [^A-Za-z0-9_]";
+    case 's':
+        return "write [[:space:]]";
+    case 'S':
+        return "write [^[:space:]]";
+    case 'b':
+    case 'B':
+    case '<':
+    case '>':
+        return "word boundaries are not supported";
+    case '`':
+    case '\'':
+        return "use ^ and $ to anchor";
+    case 'n':
+    case 't':
+    case 'r':
+    case 'u':
+    case 'x':
+        return "put the character itself in the pattern";
+    default:
+        if (c >= '0' && c <= '9')
+            return "back-references are not supported";
+        return "only punctuation may be escaped";
+    }
+}
+
+/* A backslash escape outside brackets. glibc reads \d as 'd' and \< as a
+ * word boundary, so only punctuation that means itself is let through. */
+static int scan_escape(scan *s, const char *p, size_t n, size_t *i)
+{
+    if (*i + 1 >= n)
+        return grow(s, 1); /* trailing backslash: regcomp names it */
+    char c = p[*i + 1];
+    int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                (c >= 'A' && c <= 'Z');
+    if (alnum || strchr("<>`'", c))
+        return refuse(s, "'\\%c' is not POSIX ERE: %s", c, escape_hint(c));
+    *i += 1;
+    return grow(s, 1);
+}
+
+/* Finds the ']' that closes the bracket expression opening at p[i]; returns
+ * its index, n when unterminated (regcomp reports it), -1 when refused. */
+static long bracket_end(scan *s, const char *p, size_t n, size_t i)
+{
+    size_t k = i + 1;
+    if (k < n && p[k] == '^')
+        k++;
+    if (k < n && p[k] == ']')
+        k++; /* a leading ']' is a literal */
+    while (k < n) {
+        char c = p[k];
+        if (c == '[' && k + 1 < n && strchr(":.=", p[k + 1])) {
+            const char *close = NULL;
+            for (size_t j = k + 2; j + 1 < n && !close; j++)
+                if (p[j] == p[k + 1] && p[j + 1] == ']')
+                    close = p + j;
+            if (!close)
+                return (long)n;
+            k = (size_t)(close - p) + 2;
+            continue;
+        }
+        if (c == ']')
+            return (long)k;
+        if (c == '\\')
+            return refuse(s, "a backslash inside [...] is a literal "
+                             "backslash in POSIX ERE, not an escape; write "
+                             "[0-9], [[:space:]], ... and escape outside "
+                             "brackets");
+        if ((unsigned char)c >= 0x80)
+            return refuse(s, "non-ASCII characters inside [...] match "
+                             "single bytes; write alternatives (é|è) "
+                             "instead");
+        k++;
+    }
+    return (long)n;
+}
+
+/* "{m}", "{m,}", "{m,n}", "{,n}" at p[i]: the largest count, or 0 when it
+ * is not an interval (regcomp then judges it). */
+static uint64_t interval(const char *p, size_t n, size_t *i)
+{
+    uint64_t a = 0, b = 0;
+    size_t k = *i + 1;
+    int digits = 0;
+    while (k < n && p[k] >= '0' && p[k] <= '9') {
+        a = a < 100000 ? a * 10 + (uint64_t)(p[k] - '0') : a;
+        k++, digits++;
+    }
+    if (k < n && p[k] == ',') {
+        k++;
+        while (k < n && p[k] >= '0' && p[k] <= '9') {
+            b = b < 100000 ? b * 10 + (uint64_t)(p[k] - '0') : b;
+            k++, digits++;
+        }
+        if (b == 0)
+            b = a + 1; /* "{m,}" unrolls m copies and a star */
+    }
+    if (k >= n || p[k] != '}' || !digits)
+        return 0;
+    *i = k;
+    return a > b ? a : b;
+}
+
+static int scan_group(scan *s, const char *p, size_t n, size_t i, int open)
+{
+    if (open) {
+        if (i + 1 < n && p[i + 1] == '?')
+            return refuse(s, "'(?' groups (non-capturing, lookaround) are "
+                             "not POSIX ERE: use plain (...)");
+        if (s->level >= PATTERN_MAX_NEST)
+            return refuse(s, "pattern nests groups deeper than %d",
+                          PATTERN_MAX_NEST);
+        s->level++;
+        s->size[s->level] = 0;
+        s->last[s->level] = 0;
+        return 0;
+    }
+    if (s->level == 0)
+        return grow(s, 1); /* an unmatched ')' is an ordinary character */
+    uint64_t inner = s->size[s->level];
+    s->level--;
+    return grow(s, inner ? inner : 1);
+}
+
+static int scan_pattern(scan *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = 0;
+        uint64_t times;
+        long end;
+        switch (p[i]) {
+        case '\\':
+            rc = scan_escape(s, p, n, &i);
+            break;
+        case '[':
+            end = bracket_end(s, p, n, i);
+            if (end < 0)
+                return -1;
+            if ((size_t)end >= n)
+                return 0;
+            i = (size_t)end;
+            rc = grow(s, 1);
+            break;
+        case '(':
+        case ')':
+            rc = scan_group(s, p, n, i, p[i] == '(');
+            break;
+        case '|':
+            s->last[s->level] = 0;
+            break;
+        case '*':
+        case '?':
+            break;
+        case '+':
+            rc = repeat(s, 2); /* glibc unrolls x+ into xx* */
+            break;
+        case '{':
+            times = interval(p, n, &i);
+            rc = times ? repeat(s, times) : grow(s, 1);
+            break;
+        default:
+            rc = grow(s, 1);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int pc_schema_pattern_compile(const char *pat, size_t len, regex_t *re,
+                              char *err, size_t errlen)
+{
+    scan s = {.err = err, .errlen = errlen};
+    if (memchr(pat, '\0', len))
+        return refuse(&s, "pattern contains a NUL character");
+    if (scan_pattern(&s, pat, len))
+        return -1;
+    int rc = regcomp(re, pat, REG_EXTENDED | REG_NOSUB);
+    if (rc) {
+        char why[128];
+        regerror(rc, re, why, sizeof(why));
+        return refuse(&s, "invalid pattern: %s", why);
+    }
+    return 0;
+}
