@@ -88,10 +88,11 @@ done
 {
     echo "# bench/idle.sh results, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(machine_info); portcullis: $PC_DESC;"
-    echo "$WORKERS worker(s); each connection did a"
-    echo "handshake and one GET /small (100 bytes) first. RSS of the whole"
-    echo "process (nginx: master + workers), before and after opening them."
+    echo "Machine: $(machine_info)."
+    echo "portcullis: $PC_DESC. $WORKERS worker(s) per server."
+    echo "Each connection completed its handshake and one GET /small (100 bytes)"
+    echo "first; RSS of the whole server (nginx: master + workers) before and"
+    echo "after opening them, 2 s after the last one."
     echo
     echo "| server | connections | RSS before MiB | RSS after MiB | KiB per connection |"
     echo "|---|---:|---:|---:|---:|"

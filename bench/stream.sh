@@ -50,6 +50,7 @@ runopts=(--size "$SIZE" --seconds "$DURATION")
 [ "$MAX_INCREASE_MIB" != 0 ] && runopts+=(--max-increase-mib "$MAX_INCREASE_MIB")
 
 rows=()
+notes=()
 status=0
 for target in $TARGETS; do
     for mode in $MODES; do
@@ -82,7 +83,12 @@ for target in $TARGETS; do
         out=$("$PYTHON" "$BENCH_DIR/stream_rss.py" run --port "$port" \
             "${tlsopt[@]}" --pid "$pid" "${children[@]}" "${runopts[@]}" \
             --label "$target $mode") || status=1
-        rows+=("$out")
+        while IFS= read -r line; do
+            case $line in
+            "|"*) rows+=("$line") ;;
+            "- "*) notes+=("$line") ;;
+            esac
+        done <<<"$out"
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; status=1; }
         stop_pid "$pid"
     done
@@ -91,16 +97,22 @@ done
 {
     echo "# bench/stream.sh results, $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
-    echo "Machine: $(machine_info); portcullis: $PC_DESC;"
-    echo "1 worker; RSS sampled every 100 ms"
-    echo "(nginx: master + workers, proxy_buffering and"
-    echo "proxy_request_buffering off). Upload: the origin reads slowly;"
-    echo "download: the client reads slowly.$([ "$CHUNKED" = 1 ] &&
-        echo " Upload chunked.")"
+    echo "Machine: $(machine_info)."
+    echo "portcullis: $PC_DESC. 1 worker per gateway; nginx with"
+    echo "proxy_buffering and proxy_request_buffering off; RSS (nginx: master +"
+    echo "workers) sampled every 100 ms. Upload: the origin reads it in about"
+    echo "$DURATION s; download: the client reads it in about $DURATION s.$(
+        [ "$CHUNKED" = 1 ] && echo " Upload chunked.")"
     echo
     echo "| gateway | direction | size | bytes | seconds | RSS baseline MiB | RSS max MiB | increase MiB |"
     echo "|---|---|---:|---|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
+    if [ "${#notes[@]}" -gt 0 ]; then
+        echo
+        echo "Failures:"
+        echo
+        printf '%s\n' "${notes[@]}"
+    fi
 } >"$TMP/stream.md"
 mkdir -p "$(dirname "$RESULTS")"
 cp "$TMP/stream.md" "$RESULTS"

@@ -292,7 +292,7 @@ def cmd_run(a):
     size = parse_size(a.size)
     sampler = Sampler(a.pid, a.children, a.interval)
     sampler.start()
-    failed, rows = False, []
+    failed, rows, notes = False, [], []
     for name in a.only.split(","):
         fn = {"upload": upload, "download": download}[name]
         time.sleep(1.0)  # let the gateway settle, then take the baseline
@@ -316,6 +316,8 @@ def cmd_run(a):
         rows.append("| %s | %s | %d MiB | %s | %.1f | %.1f | %.1f | %.1f |" % (
             a.label or "gateway", name, size >> 20,
             "FAILED" if err else "ok", secs, base / 1024, peak / 1024, inc))
+        if err:
+            notes.append("- %s %s: %s" % (a.label or "gateway", name, err))
         failed = failed or err is not None
         if a.max_increase_mib and inc > a.max_increase_mib:
             print("stream_rss: %s: RSS grew %.1f MiB, over the %.1f MiB "
@@ -323,7 +325,7 @@ def cmd_run(a):
             failed = True
     sampler.stop.set()
     if a.label:
-        print("\n".join(rows))
+        print("\n".join(rows + notes))
     return 1 if failed else 0
 
 

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +249,12 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Buffers of a few to 64 KiB come and go with every request: keep
+     * freed memory in the allocator instead of returning it to the kernel
+     * (madvise) and faulting it back in on the next request. RSS stays
+     * bounded by the backpressure watermarks either way. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     evthread_use_pthreads();
     pc_tls_global_init();
     if (test) {

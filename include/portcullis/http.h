@@ -72,6 +72,9 @@ typedef struct pc_sink_ops {
     /* The response head; body bytes follow through body(), then end(). */
     void (*head)(pc_req *req, pc_resp *resp);
     void (*body)(pc_req *req, const char *data, size_t len);
+    /* Same as body(), but moves n bytes out of src without copying where
+     * it can (whole evbuffer chains change hands). */
+    void (*body_move)(pc_req *req, struct evbuffer *src, size_t n);
     void (*end)(pc_req *req);
     /* A gateway error (CONTRACT §4) instead of a response; only before
      * head(). msg may be NULL (the table's default). */
@@ -96,6 +99,8 @@ typedef struct pc_sink_ops {
 
 typedef struct pc_handler_ops {
     void (*body)(pc_req *req, const char *data, size_t len);
+    /* Content-Length bodies: n bytes moved out of src (conn's input). */
+    void (*body_move)(pc_req *req, struct evbuffer *src, size_t n);
     void (*body_end)(pc_req *req);
     /* Bytes of request body queued towards the handler's peer. */
     size_t (*backlog)(pc_req *req);

@@ -17,6 +17,11 @@ static void b_body(pc_req *req, const char *data, size_t len)
     evbuffer_add(req->body, data, len);
 }
 
+static void b_body_move(pc_req *req, struct evbuffer *src, size_t n)
+{
+    evbuffer_remove_buffer(src, req->body, n);
+}
+
 static void b_body_end(pc_req *req)
 {
     buffering *b = req->handler_ctx;
@@ -44,6 +49,7 @@ static void b_cancel(pc_req *req)
 
 static const pc_handler_ops buffering_ops = {
     .body = b_body,
+    .body_move = b_body_move,
     .body_end = b_body_end,
     .backlog = b_backlog,
     .cancel = b_cancel,

@@ -29,6 +29,7 @@
 #include "portcullis/util.h"
 
 #define READ_CHUNK 16384
+#define TLS_RECORD 16384
 #define MAX_ROUNDS 8
 
 struct pc_sock_loop {
@@ -144,9 +145,11 @@ static void do_read(pc_sock *s, int force)
             evbuffer_commit_space(s->in, &v, 1);
             got = 1;
             s->rmark = pc_now_ns();
-            if (!s->ssl && (size_t)n < want) {
-                /* A short read drained the socket: the next arrival raises
-                 * a new edge, so skip the read that would say EAGAIN. */
+            if ((size_t)n < want && (!s->ssl || !SSL_has_pending(s->ssl))) {
+                /* A short read drained the socket (and OpenSSL holds no
+                 * buffered record bytes, read-ahead being on): the next
+                 * arrival raises a new edge, so skip the read that would
+                 * say EAGAIN. */
                 s->readable = 0;
             }
         }
@@ -182,11 +185,16 @@ static void do_write(pc_sock *s)
         return;
     while (evbuffer_get_length(s->out) > 0) {
         if (s->ssl) {
-            struct evbuffer_iovec v;
-            if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1)
+            /* One TLS record of up to 16 KiB per SSL_write: a response head
+             * and its body go out in one record and one write(2). */
+            size_t chunk = evbuffer_get_length(s->out);
+            if (chunk > TLS_RECORD)
+                chunk = TLS_RECORD;
+            unsigned char *p = evbuffer_pullup(s->out, (ssize_t)chunk);
+            if (!p)
                 break;
             ERR_clear_error();
-            int r = SSL_write(s->ssl, v.iov_base, (int)v.iov_len);
+            int r = SSL_write(s->ssl, p, (int)chunk);
             if (r <= 0) {
                 int e = SSL_get_error(s->ssl, r);
                 if (e == SSL_ERROR_WANT_WRITE) {

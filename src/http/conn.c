@@ -100,7 +100,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
         r->tls_version = SSL_get_version(pc_sock_ssl(c->sock));
     pc_worker_request_id(c->w, r->request_id);
     c->req = r;
-    c->head_bytes = c->body_bytes = 0;
+    c->head_bytes = c->body_bytes = c->raw_left = 0;
     c->nheaders = 0;
     c->head_ready = c->head_done = c->has_body = c->body_started = 0;
     c->msg_done = c->resp_started = c->resp_chunked = 0;
@@ -150,6 +150,13 @@ static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
     }
 }
 
+static void scan_reset(pc_conn *c)
+{
+    c->scan_lines = c->scan_linelen = 0;
+    c->scan_prev = 0;
+    c->scan_done = 0;
+}
+
 /* The current response is complete: log, then either close or get ready
  * for the next (pipelined) request. */
 static void finish_request(pc_conn *c)
@@ -160,12 +167,20 @@ static void finish_request(pc_conn *c)
         pc_log_access(c->w, r);
         pc_conn_free_req(c);
     }
+    scan_reset(c);
     if (!keep) {
         close_later(c);
         return;
     }
     set_read_timeout(c, c->w->cfg->limits.keepalive_timeout);
-    llhttp_resume(&c->parser);
+    if (c->parser_reinit) {
+        c->parser_reinit = 0;
+        llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
+        c->parser.data = c;
+        c->parser.lenient_flags |= LENIENT_VERSION;
+    } else {
+        llhttp_resume(&c->parser);
+    }
     pc_sock_read(c->sock, 1);
     /* Pipelined bytes may already be waiting; do not recurse into the
      * handler that called us. */
@@ -190,19 +205,57 @@ static void fail_request(pc_conn *c, pc_errcode e, const char *msg)
 }
 
 /* Bare LF and obs-fold are refused before llhttp sees them (CONTRACT §3
- * step 1); returns 0 when the head bytes are clean. */
-static int scan_head(pc_conn *c, const unsigned char *p, size_t n,
-                     unsigned char prev)
+ * step 1). Scans head bytes only, up to the empty line that ends the head,
+ * keeping its state across reads; returns 0 when the bytes are clean. */
+static int scan_head(pc_conn *c, const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !c->scan_done; i++) {
         unsigned char ch = p[i];
-        if (ch == '\n' && prev != '\r')
-            return -1;
-        if ((ch == ' ' || ch == '\t') && prev == '\n' && c->head_bytes + i > 2)
-            return -1;
-        prev = ch;
+        if (ch == '\n') {
+            if (c->scan_prev != '\r')
+                return -1;
+            if (c->scan_linelen == 0 && c->scan_lines > 0)
+                c->scan_done = 1;
+            else if (c->scan_linelen > 0)
+                c->scan_lines++;
+            c->scan_linelen = 0;
+        } else if (ch != '\r') {
+            if (c->scan_linelen == 0 && c->scan_lines > 0 &&
+                (ch == ' ' || ch == '\t'))
+                return -1; /* obs-fold: a line starting with whitespace */
+            c->scan_linelen++;
+        }
+        c->scan_prev = ch;
     }
     return 0;
+}
+
+
+/* Moves Content-Length body bytes to the handler without llhttp (the
+ * parser stays paused at the head and is re-initialised for the next
+ * request). */
+static void move_body(pc_conn *c, struct evbuffer *in, size_t avail)
+{
+    pc_req *r = c->req;
+    size_t n = avail < c->raw_left ? avail : (size_t)c->raw_left;
+    c->raw_left -= n;
+    c->body_bytes += n;
+    r->bytes_in += n;
+    c->parser_reinit = 1;
+    if (c->body_bytes > r->max_body) {
+        fail_request(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
+        return;
+    }
+    if (r->handler && r->handler->body_move)
+        r->handler->body_move(r, in, n);
+    else
+        evbuffer_drain(in, n);
+    if (c->raw_left == 0) {
+        c->msg_done = 1;
+        r = c->req; /* the handler may not end the request, but be safe */
+        if (r && r->handler && r->handler->body_end)
+            r->handler->body_end(r);
+    }
 }
 
 static void run_head(pc_conn *c)
@@ -219,7 +272,6 @@ static void run_head(pc_conn *c)
 static void conn_process(pc_conn *c)
 {
     struct evbuffer *in = pc_sock_input(c->sock);
-    unsigned char last = '\n';
     while (!c->closing) {
         size_t avail = evbuffer_get_length(in);
         if (c->head_ready) {
@@ -237,6 +289,10 @@ static void conn_process(pc_conn *c)
                 c->read_paused = 1;
                 break;
             }
+            if (c->raw_left) {
+                move_body(c, in, avail);
+                continue;
+            }
         }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -247,13 +303,12 @@ static void conn_process(pc_conn *c)
             uint64_t max = c->w->cfg->limits.max_header_bytes;
             if (c->head_bytes + len > max + 1)
                 len = (size_t)(max + 1 - c->head_bytes);
-            if (scan_head(c, v.iov_base, len, c->head_bytes ? last : '\n') != 0) {
+            if (scan_head(c, v.iov_base, len) != 0) {
                 if (!c->req)
                     pc_conn_new_req(c);
                 fail_request(c, PC_ERR_BAD_REQUEST, "bare LF or obs-fold");
                 return;
             }
-            last = ((unsigned char *)v.iov_base)[len - 1];
         }
         enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, len);
         size_t used = len;
@@ -479,6 +534,24 @@ static void sink_body(pc_req *r, const char *data, size_t len)
     }
 }
 
+static void sink_body_move(pc_req *r, struct evbuffer *src, size_t n)
+{
+    pc_conn *c = conn_of(r);
+    struct evbuffer *out = pc_sock_output(c->sock);
+    if (n == 0)
+        return;
+    r->bytes_out += n;
+    if (c->resp_chunked) {
+        char hdr[24];
+        int k = snprintf(hdr, sizeof hdr, "%zx\r\n", n);
+        evbuffer_add(out, hdr, (size_t)k);
+        evbuffer_remove_buffer(src, out, n);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_remove_buffer(src, out, n);
+    }
+}
+
 static void sink_end(pc_req *r)
 {
     pc_conn *c = conn_of(r);
@@ -528,7 +601,8 @@ static void sink_start_body(pc_req *r)
         evbuffer_add(pc_sock_output(c->sock),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
     set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
-    llhttp_resume(&c->parser);
+    if (!c->raw_left)
+        llhttp_resume(&c->parser);
     pc_sock_read(c->sock, 1);
     pc_sock_trigger_read(c->sock);
 }
@@ -546,6 +620,7 @@ static void sink_resume_body(pc_req *r)
 static const pc_sink_ops sink_ops = {
     .head = sink_head,
     .body = sink_body,
+    .body_move = sink_body_move,
     .end = sink_end,
     .error = sink_error,
     .abort = sink_abort,

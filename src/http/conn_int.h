@@ -35,6 +35,10 @@ struct pc_conn {
     pc_scratch *scr;           /* head-phase buffers; NULL while idle */
     uint64_t head_bytes;       /* bytes of the current head so far */
     uint64_t body_bytes;
+    uint64_t raw_left;         /* Content-Length body bytes still to move */
+    uint32_t scan_lines;       /* head scan: lines seen, current line length */
+    uint32_t scan_linelen;
+    unsigned char scan_prev;
     uint64_t header_deadline;  /* ns, monotonic */
     unsigned nheaders;
 
@@ -51,6 +55,8 @@ struct pc_conn {
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
     unsigned body_end_pending : 1; /* tell the handler after llhttp returns */
+    unsigned parser_reinit : 1;    /* llhttp left paused at a head: re-init */
+    unsigned scan_done : 1;        /* head scan reached the empty line */
     pc_errcode fail;           /* set by parser callbacks */
     const char *fail_msg;
 };

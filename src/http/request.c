@@ -294,6 +294,8 @@ static int on_headers_complete(llhttp_t *p)
     client_address(r);
     pc_ip_format(&r->client, r->client_text, sizeof r->client_text);
     c->has_body = r->chunked || r->content_length > 0;
+    /* A Content-Length body needs no parsing: conn moves it as it is. */
+    c->raw_left = !r->chunked && r->content_length > 0 ? (uint64_t)r->content_length : 0;
     c->head_ready = 1;
     pc_scratch_free(c);
     /* A body waits until a handler asks for it; without one, parsing runs

@@ -3,7 +3,8 @@
  * is scanned for what would silently mean something else than in the
  * ECMA-262 dialect schema authors usually write (\d is a plain 'd' in glibc,
  * [\w] is a backslash or a 'w') and for what would make regcomp or regexec
- * expensive (back-references, huge repetition counts, deep nesting). Owns
+ * expensive (back-references, huge repetition counts, deep nesting, loops
+ * over the empty string, which glibc compiles in exponential time). Owns
  * nothing after it returns; must never accept a pattern it cannot explain.
  */
 #include "jsonschema_int.h"
@@ -19,11 +20,28 @@
 #define PATTERN_MAX_ELEMENTS 2000
 /* Group nesting: glibc's parser recurses per level. */
 #define PATTERN_MAX_NEST 32
+/* Parts that can match the empty string (x*, x?, ^, (a|)): glibc computes
+ * epsilon closures between them, and with anchors around that cost grows
+ * like a high power of their number ("^(a*|b*)" x 80 takes 0.1 s, x 400
+ * minutes). Real patterns have a handful. */
+#define PATTERN_MAX_NULLABLE 100
+#define UNBOUNDED UINT64_MAX
+
+/* What the scan knows about the innermost open group (or the whole pattern
+ * at depth 0). "Nullable" means: can match the empty string. */
+typedef struct level {
+    uint64_t size;   /* elements so far */
+    uint64_t last;   /* elements of the latest atom; 0 when there is none */
+    int last_null;   /* the latest atom is nullable */
+    int before_null; /* the current alternative was nullable before it */
+    int alt_null;    /* the current alternative is nullable so far */
+    int group_null;  /* a finished alternative is nullable */
+} level;
 
 typedef struct scan {
-    uint64_t size[PATTERN_MAX_NEST + 1]; /* elements so far, per open group */
-    uint64_t last[PATTERN_MAX_NEST + 1]; /* size of the latest atom */
-    int level;
+    level lv[PATTERN_MAX_NEST + 1];
+    int depth;
+    int nullables;
     char *err;
     size_t errlen;
 } scan;
@@ -40,11 +58,14 @@ static int refuse(scan *s, const char *fmt, ...)
     return -1;
 }
 
-static int grow(scan *s, uint64_t atom)
+static int check_limits(scan *s, int new_nullable)
 {
-    s->last[s->level] = atom;
-    s->size[s->level] += atom;
-    if (s->size[s->level] > PATTERN_MAX_ELEMENTS)
+    if (new_nullable && ++s->nullables > PATTERN_MAX_NULLABLE)
+        return refuse(s,
+                      "pattern too complex: more than %d parts that can "
+                      "match the empty string",
+                      PATTERN_MAX_NULLABLE);
+    if (s->lv[s->depth].size > PATTERN_MAX_ELEMENTS)
         return refuse(s,
                       "pattern too complex: its repetitions expand to "
                       "more than %d elements (use minLength/maxLength "
@@ -53,15 +74,43 @@ static int grow(scan *s, uint64_t atom)
     return 0;
 }
 
-static int repeat(scan *s, uint64_t times)
+static int atom(scan *s, uint64_t size, int nullable)
 {
-    uint64_t atom = s->last[s->level];
+    level *l = &s->lv[s->depth];
+    l->before_null = l->alt_null;
+    l->last = size ? size : 1;
+    l->last_null = nullable;
+    l->alt_null = l->alt_null && nullable;
+    l->size += l->last;
+    return check_limits(s, nullable);
+}
+
+/* A repetition of the latest atom, at least min and at most max times. */
+static int quantify(scan *s, uint64_t min, uint64_t max)
+{
+    level *l = &s->lv[s->depth];
+    if (!l->last)
+        return 0; /* nothing to repeat: regcomp names the error */
+    /* (a*)*, a**, (a|)+, .*?: glibc's closure computation is exponential
+     * in the number of such nested loops over the empty string. */
+    if (l->last_null)
+        return refuse(s, "pattern repeats something that can match the "
+                         "empty string (like (a*)*, a**, (a|)+ or the lazy "
+                         ".*?, which POSIX ERE does not have): repeat only "
+                         "the part that cannot be empty");
+    /* glibc unrolls x{m,n} into n copies, x{m,} into m + 1, x+ into xx*. */
+    uint64_t times = max == UNBOUNDED ? min + 1 : max;
     if (times > PATTERN_MAX_ELEMENTS + 1)
         times = PATTERN_MAX_ELEMENTS + 1;
-    if (times < 1 || atom == 0)
-        return 0;
-    s->size[s->level] -= atom;
-    return grow(s, atom * times);
+    if (times < 1)
+        times = 1;
+    l->size -= l->last;
+    l->last *= times;
+    l->size += l->last;
+    if (min == 0)
+        l->last_null = 1;
+    l->alt_null = l->before_null && l->last_null;
+    return check_limits(s, min == 0);
 }
 
 static const char *escape_hint(char c)
@@ -105,14 +154,14 @@ static const char *escape_hint(char c)
 static int scan_escape(scan *s, const char *p, size_t n, size_t *i)
 {
     if (*i + 1 >= n)
-        return grow(s, 1); /* trailing backslash: regcomp names it */
+        return atom(s, 1, 0); /* trailing backslash: regcomp names it */
     char c = p[*i + 1];
     int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                 (c >= 'A' && c <= 'Z');
     if (alnum || strchr("<>`'", c))
         return refuse(s, "'\\%c' is not POSIX ERE: %s", c, escape_hint(c));
     *i += 1;
-    return grow(s, 1);
+    return atom(s, 1, 0);
 }
 
 /* Finds the ']' that closes the bracket expression opening at p[i]; returns
@@ -152,30 +201,32 @@ static long bracket_end(scan *s, const char *p, size_t n, size_t i)
     return (long)n;
 }
 
-/* "{m}", "{m,}", "{m,n}", "{,n}" at p[i]: the largest count, or 0 when it
- * is not an interval (regcomp then judges it). */
-static uint64_t interval(const char *p, size_t n, size_t *i)
+/* "{m}", "{m,}", "{m,n}", "{,n}" at p[i]: 1 with the bounds and i on the
+ * '}', or 0 when it is not an interval (regcomp then judges it). */
+static int interval(const char *p, size_t n, size_t *i, uint64_t *min,
+                    uint64_t *max)
 {
     uint64_t a = 0, b = 0;
     size_t k = *i + 1;
-    int digits = 0;
+    int digits = 0, comma = 0, bdigits = 0;
     while (k < n && p[k] >= '0' && p[k] <= '9') {
         a = a < 100000 ? a * 10 + (uint64_t)(p[k] - '0') : a;
         k++, digits++;
     }
     if (k < n && p[k] == ',') {
+        comma = 1;
         k++;
         while (k < n && p[k] >= '0' && p[k] <= '9') {
             b = b < 100000 ? b * 10 + (uint64_t)(p[k] - '0') : b;
-            k++, digits++;
+            k++, bdigits++;
         }
-        if (b == 0)
-            b = a + 1; /* "{m,}" unrolls m copies and a star */
     }
-    if (k >= n || p[k] != '}' || !digits)
+    if (k >= n || p[k] != '}' || !(digits + bdigits))
         return 0;
     *i = k;
-    return a > b ? a : b;
+    *min = a;
+    *max = !comma ? a : bdigits ? b : UNBOUNDED;
+    return 1;
 }
 
 static int scan_group(scan *s, const char *p, size_t n, size_t i, int open)
@@ -184,26 +235,29 @@ static int scan_group(scan *s, const char *p, size_t n, size_t i, int open)
         if (i + 1 < n && p[i + 1] == '?')
             return refuse(s, "'(?' groups (non-capturing, lookaround) are "
                              "not POSIX ERE: use plain (...)");
-        if (s->level >= PATTERN_MAX_NEST)
+        if (s->depth >= PATTERN_MAX_NEST)
             return refuse(s, "pattern nests groups deeper than %d",
                           PATTERN_MAX_NEST);
-        s->level++;
-        s->size[s->level] = 0;
-        s->last[s->level] = 0;
+        s->depth++;
+        memset(&s->lv[s->depth], 0, sizeof(s->lv[s->depth]));
+        s->lv[s->depth].alt_null = 1;
         return 0;
     }
-    if (s->level == 0)
-        return grow(s, 1); /* an unmatched ')' is an ordinary character */
-    uint64_t inner = s->size[s->level];
-    s->level--;
-    return grow(s, inner ? inner : 1);
+    if (s->depth == 0)
+        return atom(s, 1, 0); /* an unmatched ')' is an ordinary character */
+    level *l = &s->lv[s->depth];
+    uint64_t inner = l->size;
+    int nullable = l->group_null || l->alt_null;
+    s->depth--;
+    return atom(s, inner, nullable);
 }
 
 static int scan_pattern(scan *s, const char *p, size_t n)
 {
+    s->lv[0].alt_null = 1;
     for (size_t i = 0; i < n; i++) {
         int rc = 0;
-        uint64_t times;
+        uint64_t min, max;
         long end;
         switch (p[i]) {
         case '\\':
@@ -216,27 +270,38 @@ static int scan_pattern(scan *s, const char *p, size_t n)
             if ((size_t)end >= n)
                 return 0;
             i = (size_t)end;
-            rc = grow(s, 1);
+            rc = atom(s, 1, 0);
             break;
         case '(':
         case ')':
             rc = scan_group(s, p, n, i, p[i] == '(');
             break;
         case '|':
-            s->last[s->level] = 0;
+            s->lv[s->depth].group_null |= s->lv[s->depth].alt_null;
+            s->lv[s->depth].alt_null = 1;
+            s->lv[s->depth].last = 0;
+            break;
+        case '^':
+        case '$':
+            rc = atom(s, 1, 1);
             break;
         case '*':
-        case '?':
+            rc = quantify(s, 0, UNBOUNDED);
             break;
         case '+':
-            rc = repeat(s, 2); /* glibc unrolls x+ into xx* */
+            rc = quantify(s, 1, UNBOUNDED);
+            break;
+        case '?':
+            rc = quantify(s, 0, 1);
             break;
         case '{':
-            times = interval(p, n, &i);
-            rc = times ? repeat(s, times) : grow(s, 1);
+            if (interval(p, n, &i, &min, &max))
+                rc = quantify(s, min, max);
+            else
+                rc = atom(s, 1, 0);
             break;
         default:
-            rc = grow(s, 1);
+            rc = atom(s, 1, 0);
         }
         if (rc)
             return rc;

@@ -43,6 +43,7 @@ typedef struct fwd {
     int in_1xx;
     int paused;
     int force_fresh;           /* next attempt must not use the pool */
+    uint64_t raw_left;         /* Content-Length response body to move */
     int up_eof;                /* upstream closed; input may remain */
     pc_resp resp;
     char *field, *value;       /* header being parsed (malloc) */
@@ -381,6 +382,25 @@ static void h_body(pc_req *r, const char *data, size_t len)
         write_body(f, data, len);
 }
 
+/* Content-Length request bodies: the bytes change buffers without a copy,
+ * except the copy kept for a replay while the request is still small. */
+static void h_body_move(pc_req *r, struct evbuffer *src, size_t n)
+{
+    fwd *f = r->handler_ctx;
+    if (f->replay && evbuffer_get_length(f->replay) + n > REPLAY_MAX) {
+        evbuffer_free(f->replay);
+        f->replay = NULL;
+    }
+    if (f->replay) {
+        unsigned char *p = evbuffer_pullup(src, (ssize_t)n);
+        evbuffer_add(f->replay, p, n);
+    }
+    if (f->uc)
+        evbuffer_remove_buffer(src, pc_sock_output(f->uc->sock), n);
+    else
+        evbuffer_drain(src, n);
+}
+
 static void h_body_end(pc_req *r)
 {
     fwd *f = r->handler_ctx;
@@ -422,6 +442,7 @@ static void h_cancel(pc_req *r)
 
 static const pc_handler_ops handler_ops = {
     .body = h_body,
+    .body_move = h_body_move,
     .body_end = h_body_end,
     .backlog = h_backlog,
     .resume = h_resume,
@@ -463,6 +484,15 @@ static int drain_input(fwd *f)
             pc_sock_read(f->uc->sock, 0);
             return 0;
         }
+        if (f->raw_left) {
+            size_t avail = evbuffer_get_length(in);
+            size_t n = avail < f->raw_left ? avail : (size_t)f->raw_left;
+            f->req->sink->body_move(f->req, in, n);
+            f->raw_left -= n;
+            if (f->raw_left == 0)
+                f->resp_done = 1;
+            continue;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
@@ -472,8 +502,8 @@ static int drain_input(fwd *f)
         if (e != HPE_OK)
             used = (size_t)(llhttp_get_error_pos(&f->uc->parser) - (char *)v.iov_base);
         evbuffer_drain(in, used);
-        if (e == HPE_PAUSED && f->resp_done)
-            break;
+        if (e == HPE_PAUSED && (f->resp_done || f->raw_left))
+            continue;
         if (e != HPE_OK) {
             pc_log(PC_LOG_WARN, "upstream %s sent an invalid response: %s",
                    f->target->url, llhttp_get_error_reason(&f->uc->parser));
@@ -598,7 +628,15 @@ static int r_headers_complete(llhttp_t *p)
     pc_headers_remove(&f->resp.headers, "content-length");
     f->resp_started = 1;
     r->sink->head(r, &f->resp);
-    return f->resp.no_body ? 1 : 0;
+    if (f->resp.no_body)
+        return 1;
+    if (f->resp.content_length > 0 && r->sink->body_move) {
+        /* Known length: the body is moved buffer to buffer by
+         * drain_input, without llhttp (re-initialised per request). */
+        f->raw_left = (uint64_t)f->resp.content_length;
+        return HPE_PAUSED;
+    }
+    return 0;
 }
 
 static int r_body(llhttp_t *p, const char *at, size_t n)

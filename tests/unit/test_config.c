@@ -423,7 +423,7 @@ Test(config, unknown_keys)
 
 Test(config, later_features_rejected)
 {
-    load_fails(MIN_LISTEN "jwt: {}\n"
+    load_fails(MIN_LISTEN "cache: {}\n"
                           "upstreams:\n"
                           "  u:\n"
                           "    targets: [{url: http://127.0.0.1:1}]\n"
@@ -432,19 +432,41 @@ Test(config, later_features_rejected)
                           "routes:\n"
                           "  - match: {path: /}\n"
                           "    upstream: u\n"
-                          "    acl: {allow: [10.0.0.0/8]}\n"
+                          "    compress: {}\n"
                           "    rate_limit: {}\n"
-                          "    verify_signature: {}\n"
+                          "    cache: {}\n"
                           "webhooks: []\n"
                           "redis: {}\n");
-    EXPECT("2:1: 'jwt' is not supported by this build yet",
+    EXPECT("2:1: 'cache' is not supported by this build yet",
            "6:5: 'health_check' is not supported by this build yet",
            "7:5: 'circuit_breaker' is not supported by this build yet",
-           "11:5: 'acl' is not supported by this build yet",
+           "11:5: 'compress' is not supported by this build yet",
            "12:5: 'rate_limit' is not supported by this build yet",
-           "13:5: 'verify_signature' is not supported by this build yet",
+           "13:5: 'cache' is not supported by this build yet",
            "14:1: 'webhooks' is not supported by this build yet",
            "15:1: 'redis' is not supported by this build yet");
+    pc_errors_free(&errs);
+}
+
+/* Blocks owned by chain stages are read by the stage: their errors carry
+ * the stage's messages at the offending node. */
+Test(config, stage_blocks_checked)
+{
+    load_fails(MIN_LISTEN "acl: {deny: [10.0.0.0/33]}\n"
+                          "upstreams:\n"
+                          "  u:\n"
+                          "    targets: [{url: http://127.0.0.1:1}]\n"
+                          "routes:\n"
+                          "  - match: {path: /}\n"
+                          "    upstream: u\n"
+                          "    auth: {jwt: nobody}\n"
+                          "    verify_signature: {header: X-Sig}\n"
+                          "    validate: {content_types: [json], typo: 1}\n");
+    EXPECT("2:14: invalid CIDR '10.0.0.0/33' in 'deny': invalid prefix length '33' (0..32)",
+           "9:17: unknown jwt provider 'nobody'",
+           "10:23: verify_signature needs 'secret'",
+           "11:32: invalid media type 'json'",
+           "11:39: unknown key 'typo' in validate");
     pc_errors_free(&errs);
 }
 

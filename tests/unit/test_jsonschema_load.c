@@ -217,3 +217,67 @@ Test(jsonschema, compile_outputs_are_optional)
     json_decref(doc);
     pc_schema_free(NULL);
 }
+
+/* compile_bad for a pattern given as the raw regex (JSON-escaped here). */
+static void pattern_bad(const char *re, const char *msg_part)
+{
+    json_t *doc = json_pack("{s:s}", "pattern", re);
+    char *text = json_dumps(doc, 0);
+    compile_bad(text, msg_part, "/pattern");
+    free(text);
+    json_decref(doc);
+}
+
+static void pattern_ok(const char *re)
+{
+    json_t *doc = json_pack("{s:s}", "pattern", re);
+    char *text = json_dumps(doc, 0);
+    pc_schema_free(compile_ok(text));
+    free(text);
+    json_decref(doc);
+}
+
+static char *repeated(const char *head, const char *unit, int n,
+                      const char *tail)
+{
+    size_t len = strlen(head) + strlen(unit) * (size_t)n + strlen(tail) + 1;
+    char *t = malloc(len);
+    strcpy(t, head);
+    for (int i = 0; i < n; i++)
+        strcat(t, unit);
+    strcat(t, tail);
+    return t;
+}
+
+Test(jsonschema, pattern_refuses_loops_over_the_empty_string, .timeout = 10)
+{
+    /* Found by fuzz_schema: glibc's regcomp took 14 s on this (stacked
+     * stars after an anchor). */
+    pattern_bad("y1|83,+x1*+3,ay/a%+x$]*x*************************************"
+                "*******************************************************3*++x"
+                "|y+xT$3*$",
+                "repeats something that can match the empty string");
+    pattern_bad("^(x*)*", "can match the empty string");
+    pattern_bad("a**", "can match the empty string");
+    pattern_bad("^a.*?b$", "lazy");
+    pattern_bad("(a|)+", "can match the empty string");
+    pattern_bad("^(a|^)+", "can match the empty string");
+    pattern_bad("(x?){2}", "can match the empty string");
+    pattern_bad("(a*b*)*", "can match the empty string");
+    /* Loops over something that cannot be empty are fine. */
+    pattern_ok("^(a+)+$");
+    pattern_ok("^x+?$");
+    pattern_ok("^(a*b)*$");
+    pattern_ok("^(-[0-9]*)?$");
+    pattern_ok("^(ab|c)+(d|e*f){2,3}$");
+}
+
+Test(jsonschema, pattern_nullable_parts_are_bounded, .timeout = 10)
+{
+    char *re = repeated("^", "(a*|b*)", 30, "$"); /* 90 nullable parts */
+    pattern_ok(re);
+    free(re);
+    re = repeated("^", "(a*|b*)", 40, "$");
+    pattern_bad(re, "more than 100 parts that can match the empty string");
+    free(re);
+}
