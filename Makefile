@@ -33,7 +33,7 @@ REL_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/obj/llhttp/%.o,$(LLHTTP_SRCS))
 SAN_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/san/obj/llhttp/%.o,$(LLHTTP_SRCS))
 UNIT_OBJS := $(patsubst tests/unit/%.c,build/san/unit/%.o,$(UNIT_SRCS))
 
-.PHONY: all san deps run test unit e2e bench fuzz clean install format
+.PHONY: all san deps run test unit e2e bench fuzz fuzz-build clean install format
 
 all: build/portcullis
 
@@ -94,6 +94,44 @@ test: deps
 
 bench: deps build/portcullis
 	./bench/run.sh
+
+# Fuzzing: libFuzzer targets built with Debian's clang under ASan/UBSan,
+# each run for FUZZ_TIME seconds from its committed seed corpus (new inputs
+# go to build/fuzz/corpus-<target>, the committed seeds stay as they are).
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 30
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS  := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS))
+FUZZ_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/fuzz/obj/llhttp/%.o,$(LLHTTP_SRCS))
+
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCS) $(DEFS) -c -o $@ $<
+
+build/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -w -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(FUZZ_LLHTTP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $(INCS) \
+	  -o $@ $< $(FUZZ_OBJS) $(FUZZ_LLHTTP) $(PKG_LIBS) -lpthread -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps fuzz-build
+	@set -e; for b in $(FUZZ_BINS); do \
+	  t=$${b#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$t; \
+	  echo "== fuzz $$t for $(FUZZ_TIME)s"; \
+	  if ! ASAN_OPTIONS=detect_leaks=1 $$b -max_total_time=$(FUZZ_TIME) -timeout=10 \
+	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$t- \
+	    build/fuzz/corpus-$$t tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
+	    tail -40 build/fuzz/$$t.log; echo "fuzz $$t FAILED (log: build/fuzz/$$t.log)"; exit 1; \
+	  fi; \
+	  grep -E "^(Done|stat::number_of_executed_units)" build/fuzz/$$t.log; \
+	done
 
 install: build/portcullis
 	install -D -m 0755 build/portcullis $(DESTDIR)$(PREFIX)/bin/portcullis

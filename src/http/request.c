@@ -76,9 +76,22 @@ static int on_version_complete(llhttp_t *p)
     return 0;
 }
 
+/* Trailer fields of a chunked body come through the header callbacks after
+ * the head (c->scr already freed). They are not forwarded; their bytes
+ * count against the body limit so that they cannot grow without bound. */
+static int trailer(pc_conn *c, size_t len)
+{
+    c->body_bytes += len;
+    if (c->body_bytes > c->req->max_body)
+        return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
+    if (!c->scr)
+        return trailer(c, len);
     buf_add(&c->scr->field, at, len);
     return 0;
 }
@@ -86,6 +99,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
+    if (!c->scr)
+        return trailer(c, len);
     buf_add(&c->scr->value, at, len);
     return 0;
 }
@@ -94,6 +109,8 @@ static int on_header_value_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
     pc_req *r = c->req;
+    if (!c->scr)
+        return 0; /* a trailer field: dropped */
     if (++c->nheaders > r->cfg->limits.max_headers)
         return fail(c, PC_ERR_HEADERS_TOO_LARGE, "too many header fields");
     size_t vlen = c->scr->value.len;

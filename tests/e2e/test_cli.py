@@ -185,14 +185,14 @@ def test_check_rejects_unitless_duration_and_bad_size(tmp_path):
     assert lineno["max_body_bytes"] in lines, r.stderr
 
 
-def test_check_rejects_unsupported_security_key(tmp_path):
-    """A route block this build does not implement must not be ignored."""
-    text = valid_yaml() + "    acl:\n      deny: [0.0.0.0/0]\n"
+def test_check_rejects_unknown_route_key(tmp_path):
+    """A misspelt security block in a route must be an error, not ignored."""
+    text = valid_yaml() + "    acls:\n      deny: [0.0.0.0/0]\n"
     path = write(tmp_path, text)
     r = run_cli("-t", "-c", path)
     assert r.returncode == 1, (r.stdout, r.stderr)
     n = len(text.splitlines())
-    assert any(e[0] in (n - 1, n) for e in error_lines(r.stderr, path)), r.stderr
+    assert any(e[0] == n - 1 for e in error_lines(r.stderr, path)), r.stderr
 
 
 def test_start_with_bad_config_exits_1(tmp_path):

@@ -253,9 +253,9 @@ Test(jsonschema, pattern_refuses_loops_over_the_empty_string, .timeout = 10)
 {
     /* Found by fuzz_schema: glibc's regcomp took 14 s on this (stacked
      * stars after an anchor). */
-    pattern_bad("y1|83,+x1*+3,ay/a%+x$]*x*************************************"
-                "*******************************************************3*++x"
-                "|y+xT$3*$",
+    pattern_bad("y1|83,+x1*+3,ay/a%+x$]*x****************"
+                "************************************************************"
+                "****************3*++x|y+xT$3*$",
                 "repeats something that can match the empty string");
     pattern_bad("^(x*)*", "can match the empty string");
     pattern_bad("a**", "can match the empty string");
