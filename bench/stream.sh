@@ -80,16 +80,29 @@ for target in $TARGETS; do
         wait_http "$target" "$pid" "$scheme://127.0.0.1:$port/download?bytes=100" \
             100 "$log"
         note "$target $mode: $SIZE up and down, slow side ~${DURATION} s each"
+        seen=$(wc -l <"$TMP/origin.log")
+        ok=1
         out=$("$PYTHON" "$BENCH_DIR/stream_rss.py" run --port "$port" \
             "${tlsopt[@]}" --pid "$pid" "${children[@]}" "${runopts[@]}" \
-            --label "$target $mode") || status=1
+            --label "$target $mode") || ok=0
         while IFS= read -r line; do
             case $line in
             "|"*) rows+=("$line") ;;
             "- "*) notes+=("$line") ;;
             esac
         done <<<"$out"
-        kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; status=1; }
+        if [ "$ok" = 0 ]; then
+            status=1
+            # what the origin saw of a failed transfer (bytes received)
+            while IFS= read -r line; do
+                notes+=("- $target $mode, origin saw: ${line#stream_rss: origin connection: }")
+            done < <(tail -n +$((seen + 1)) "$TMP/origin.log")
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$log" >&2
+            notes+=("- $target $mode: the gateway exited during the transfers")
+            status=1
+        fi
         stop_pid "$pid"
     done
 done

@@ -148,7 +148,12 @@ def serve_conn(conn):
             if method == "POST" and path == "/upload":
                 chk = Checker()
                 t0 = time.monotonic()
-                read_body(f, headers, chk.feed, float(args.get("rate", "0")))
+                try:
+                    read_body(f, headers, chk.feed,
+                              float(args.get("rate", "0")))
+                except OSError as e:
+                    raise ConnectionError("upload: %s after %d bytes" %
+                                          (e, chk.count)) from e
                 body = json.dumps({"bytes": chk.count, "ok": chk.ok,
                                    "seconds": time.monotonic() - t0})
                 respond(conn, 200, body.encode())
@@ -279,7 +284,10 @@ def download(a, size):
     if status != 200:
         return "answer %d" % status
     chk = Checker()
-    read_body(f, headers, chk.feed, size / a.seconds)
+    try:
+        read_body(f, headers, chk.feed, size / a.seconds)
+    except OSError as e:
+        return "%s after %d of %d bytes" % (e, chk.count, size)
     sock.close()
     if chk.count != size:
         return "received %d bytes, %d expected" % (chk.count, size)

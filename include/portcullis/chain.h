@@ -41,6 +41,9 @@ typedef struct pc_stage_ops {
                              pc_errors *err);
     void (*free_global)(void *policy);
     void (*free_route)(void *policy);
+    /* The block as JSON for GET /admin/config, secrets as "***". */
+    json_t *(*global_json)(const void *policy);
+    json_t *(*route_json)(const void *policy);
     void *(*worker_init)(pc_worker *w);
     void (*worker_free)(void *state);
     pc_verdict (*on_request)(pc_req *req);
@@ -65,6 +68,11 @@ void pc_chain_configure_route(pc_config *c, pc_route *r, const pc_node *n,
                               pc_errors *err);
 void pc_chain_free_global(pc_config *c);
 void pc_chain_free_route(pc_route *r);
+
+/* Adds every stage block of the generation / of a route to obj under its
+ * key (for GET /admin/config). */
+void pc_chain_global_json(const pc_config *c, json_t *obj);
+void pc_chain_route_json(const pc_route *r, json_t *obj);
 
 /* Worker hooks (core/worker.c). */
 void pc_chain_worker_init(pc_worker *w);

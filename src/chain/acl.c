@@ -3,6 +3,7 @@
  * one. Deny always wins; a non-empty allow list must match. Lookups are a
  * radix walk (lib/cidr.c): cost independent of the list's length. Owns its
  * policy; never does I/O. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,6 +13,7 @@
 typedef struct acl_policy {
     pc_cidr_set *allow, *deny;
     size_t nallow, ndeny;
+    json_t *text; /* {"allow": [...], "deny": [...]} as written */
 } acl_policy;
 
 static void acl_free(void *p)
@@ -19,11 +21,17 @@ static void acl_free(void *p)
     acl_policy *a = p;
     pc_cidr_set_free(a->allow);
     pc_cidr_set_free(a->deny);
+    json_decref(a->text);
     free(a);
 }
 
+static json_t *acl_json(const void *p)
+{
+    return json_deep_copy(((const acl_policy *)p)->text);
+}
+
 static size_t read_list(const pc_node *n, const char *name, pc_cidr_set *set,
-                        pc_errors *err)
+                        json_t *text, pc_errors *err)
 {
     size_t count = 0;
     if (pc_node_expect_seq(n, name, err) < 0)
@@ -43,6 +51,7 @@ static size_t read_list(const pc_node *n, const char *name, pc_cidr_set *set,
             continue;
         }
         pc_cidr_set_add(set, &ip, prefix);
+        json_array_append_new(text, json_string(e->value));
         count++;
     }
     return count;
@@ -59,11 +68,13 @@ static void *acl_configure(const pc_node *n, pc_config *c, pc_errors *err)
     acl_policy *a = pc_xcalloc(1, sizeof *a);
     a->allow = pc_cidr_set_new();
     a->deny = pc_cidr_set_new();
+    json_t *allow = json_array(), *deny = json_array();
+    a->text = json_pack("{s:o,s:o}", "allow", allow, "deny", deny);
     const pc_node *v;
     if ((v = pc_node_get(n, "allow")))
-        a->nallow = read_list(v, "allow", a->allow, err);
+        a->nallow = read_list(v, "allow", a->allow, allow, err);
     if ((v = pc_node_get(n, "deny")))
-        a->ndeny = read_list(v, "deny", a->deny, err);
+        a->ndeny = read_list(v, "deny", a->deny, deny, err);
     if (err->n != before) {
         acl_free(a);
         return NULL;
@@ -101,5 +112,7 @@ const pc_stage_ops pc_stage_acl = {
     .configure_route = acl_configure_route,
     .free_global = acl_free,
     .free_route = acl_free,
+    .global_json = acl_json,
+    .route_json = acl_json,
     .on_request = acl_on_request,
 };

@@ -14,6 +14,7 @@
 
 #include "portcullis/chain.h"
 #include "portcullis/jwt.h"
+#include "portcullis/units.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
 
@@ -21,6 +22,7 @@
 
 typedef struct provider {
     char *name;
+    char *jwks_path; /* NULL for a secret provider */
     pc_jwt_keys *keys;
     pc_jwt_policy pol;
     char *issuer;
@@ -64,6 +66,7 @@ static void providers_free(void *p)
     for (size_t i = 0; i < ps->n; i++) {
         provider *x = &ps->v[i];
         free(x->name);
+        free(x->jwks_path);
         pc_jwt_keys_free(x->keys);
         free(x->issuer);
         for (size_t k = 0; k < x->pol.naudiences; k++)
@@ -137,6 +140,7 @@ static void read_keys(provider *x, pc_config *c, const pc_node *n,
         if (pc_node_str(jw, "jwks_file", &s, err) < 0)
             return;
         char *path = pc_config_abspath(c, s);
+        x->jwks_path = pc_xstrdup(path);
         size_t len = 0;
         char *text = read_file(path, &len, why, sizeof why);
         if (!text) {
@@ -211,6 +215,47 @@ static void read_provider(provider *x, pc_config *c, const pc_node *n,
     if (x->keys && x->pol.algorithms &&
         pc_jwt_keys_check(x->keys, x->pol.algorithms, why, sizeof why) != 0)
         pc_errors_add(err, algs ? algs : n, "%s", why);
+}
+
+static json_t *kv_json(const pc_kv *kv, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, kv[i].name, json_string(kv[i].value));
+    return o;
+}
+
+static json_t *providers_json(const void *p)
+{
+    const providers *ps = p;
+    json_t *arr = json_array();
+    char d[32];
+    for (size_t i = 0; i < ps->n; i++) {
+        const provider *x = &ps->v[i];
+        json_t *auds = json_array(), *algs = json_array();
+        for (size_t k = 0; k < x->pol.naudiences; k++)
+            json_array_append_new(auds, json_string(x->audiences[k]));
+        for (uint32_t bit = 1; bit <= PC_JWT_ALG_ALL && bit; bit <<= 1)
+            if (x->pol.algorithms & bit)
+                json_array_append_new(algs, json_string(pc_jwt_alg_name(bit)));
+        json_array_append_new(
+            arr, json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:o}", "name", x->name,
+                           "issuer", x->issuer ? json_string(x->issuer) : json_null(),
+                           "audiences", auds, "algorithms", algs, "jwks_file",
+                           x->jwks_path ? json_string(x->jwks_path) : json_null(),
+                           "secret", x->jwks_path ? json_null() : json_string("***"),
+                           "leeway",
+                           pc_format_duration((uint64_t)x->pol.leeway * 1000, d, sizeof d),
+                           "forward_claims", kv_json(x->forward, x->nforward)));
+    }
+    return json_pack("{s:o}", "providers", arr);
+}
+
+static json_t *auth_json(const void *p)
+{
+    const auth_policy *a = p;
+    return json_pack("{s:s,s:o}", "jwt", a->p->name, "require_claims",
+                     kv_json(a->require, a->nrequire));
 }
 
 static void *jwt_configure(const pc_node *n, pc_config *c, pc_errors *err)
@@ -448,6 +493,8 @@ const pc_stage_ops pc_stage_auth = {
     .configure_route = auth_configure,
     .free_global = providers_free,
     .free_route = auth_free,
+    .global_json = providers_json,
+    .route_json = auth_json,
     .worker_init = auth_worker_init,
     .worker_free = auth_worker_free,
     .on_request = auth_on_request,

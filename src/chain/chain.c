@@ -13,6 +13,7 @@
  * orders. */
 #include "portcullis/chain.h"
 
+#include <jansson.h>
 #include <string.h>
 
 #include "portcullis/worker.h"
@@ -122,6 +123,22 @@ void pc_chain_free_route(pc_route *r)
             stages[i]->free_route(r->stage_policy[i]);
             r->stage_policy[i] = NULL;
         }
+}
+
+void pc_chain_global_json(const pc_config *c, json_t *obj)
+{
+    for (unsigned i = 0; i < NSTAGES; i++)
+        if (stages[i]->global_key && stages[i]->global_json && c->stage_global[i])
+            json_object_set_new(obj, stages[i]->global_key,
+                                stages[i]->global_json(c->stage_global[i]));
+}
+
+void pc_chain_route_json(const pc_route *r, json_t *obj)
+{
+    for (unsigned i = 0; i < NSTAGES; i++)
+        if (stages[i]->route_key && stages[i]->route_json && r->stage_policy[i])
+            json_object_set_new(obj, stages[i]->route_key,
+                                stages[i]->route_json(r->stage_policy[i]));
 }
 
 void pc_chain_worker_init(pc_worker *w)

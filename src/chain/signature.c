@@ -5,6 +5,7 @@
  * "t=TS,v1=HEX[,v1=HEX]" over "TS.body", TS within tolerance). Buffers the
  * body (chain/body.c); never does I/O itself. */
 #include <event2/buffer.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "portcullis/chain.h"
+#include "portcullis/units.h"
 #include "portcullis/util.h"
 
 typedef struct sig_policy {
@@ -37,6 +39,19 @@ static void sig_free(void *p)
     free(s->secret);
     free(s->algorithm);
     free(s);
+}
+
+static json_t *sig_json(const void *p)
+{
+    const sig_policy *s = p;
+    char d[32];
+    return json_pack("{s:s,s:s,s:o,s:s,s:s,s:o}", "scheme",
+                     s->stripe ? "stripe" : "hmac", "header", s->header, "prefix",
+                     s->prefix ? json_string(s->prefix) : json_null(), "secret",
+                     "***", "algorithm", s->algorithm, "tolerance",
+                     s->stripe ? json_string(pc_format_duration(s->tolerance_ms, d,
+                                                                sizeof d))
+                               : json_null());
 }
 
 static void *sig_configure(const pc_node *n, pc_config *c, pc_route *r,
@@ -238,5 +253,6 @@ const pc_stage_ops pc_stage_signature = {
     .route_key = "verify_signature",
     .configure_route = sig_configure,
     .free_route = sig_free,
+    .route_json = sig_json,
     .on_request = sig_on_request,
 };

@@ -35,6 +35,18 @@ static void validate_free(void *p)
     free(v);
 }
 
+static json_t *validate_json(const void *p)
+{
+    const validate_policy *v = p;
+    json_t *types = json_array();
+    for (size_t i = 0; i < v->ntypes; i++)
+        json_array_append_new(types, json_string(v->types[i]));
+    return json_pack("{s:o,s:o,s:o}", "content_types", types, "max_body_bytes",
+                     v->max_body ? json_integer((json_int_t)v->max_body) : json_null(),
+                     "json_schema",
+                     v->schema_path ? json_string(v->schema_path) : json_null());
+}
+
 static int valid_media_type(const char *s)
 {
     const char *slash = strchr(s, '/');
@@ -219,5 +231,7 @@ const pc_stage_ops pc_stage_validate = {
     .configure_route = validate_configure_route,
     .free_global = validate_free,
     .free_route = validate_free,
+    .global_json = validate_json,
+    .route_json = validate_json,
     .on_request = validate_on_request,
 };

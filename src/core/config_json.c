@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "portcullis/chain.h"
 #include "config_int.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
@@ -176,6 +177,7 @@ static json_t *route_json(const pc_route *r)
                         json_pack("{s:o,s:o}", "request",
                                   rules_json(&r->req_headers), "response",
                                   rules_json(&r->resp_headers)));
+    pc_chain_route_json(r, o);
     return o;
 }
 
@@ -207,5 +209,6 @@ json_t *pc_config_to_json(const pc_config *c)
     for (size_t i = 0; i < c->nroutes; i++)
         json_array_append_new(routes, route_json(&c->routes[i]));
     json_object_set_new(o, "routes", routes);
+    pc_chain_global_json(c, o);
     return o;
 }

@@ -36,6 +36,7 @@ typedef struct level {
     int before_null; /* the current alternative was nullable before it */
     int alt_null;    /* the current alternative is nullable so far */
     int group_null;  /* a finished alternative is nullable */
+    int quantified;  /* the latest atom already carries an operator */
 } level;
 
 typedef struct scan {
@@ -80,6 +81,7 @@ static int atom(scan *s, uint64_t size, int nullable)
     l->before_null = l->alt_null;
     l->last = size ? size : 1;
     l->last_null = nullable;
+    l->quantified = 0;
     l->alt_null = l->alt_null && nullable;
     l->size += l->last;
     return check_limits(s, nullable);
@@ -91,12 +93,17 @@ static int quantify(scan *s, uint64_t min, uint64_t max)
     level *l = &s->lv[s->depth];
     if (!l->last)
         return 0; /* nothing to repeat: regcomp names the error */
-    /* (a*)*, a**, (a|)+, .*?: glibc's closure computation is exponential
-     * in the number of such nested loops over the empty string. */
+    /* ECMA-262 reads x+? as a lazy x+, POSIX as (x+)?, which also matches
+     * "": the same text would accept different strings. */
+    if (l->quantified)
+        return refuse(s, "two repetition operators in a row (like x+?, .*? "
+                         "or x**): POSIX ERE has no lazy quantifiers and "
+                         "reads x+? as (x+)?; write x+ or use a group");
+    /* (a*)*, (a|)+, (x?){2}: glibc's closure computation is exponential in
+     * the number of such nested loops over the empty string. */
     if (l->last_null)
         return refuse(s, "pattern repeats something that can match the "
-                         "empty string (like (a*)*, a**, (a|)+ or the lazy "
-                         ".*?, which POSIX ERE does not have): repeat only "
+                         "empty string (like (a*)* or (a|)+): repeat only "
                          "the part that cannot be empty");
     /* glibc unrolls x{m,n} into n copies, x{m,} into m + 1, x+ into xx*. */
     uint64_t times = max == UNBOUNDED ? min + 1 : max;
@@ -109,6 +116,7 @@ static int quantify(scan *s, uint64_t min, uint64_t max)
     l->size += l->last;
     if (min == 0)
         l->last_null = 1;
+    l->quantified = 1;
     l->alt_null = l->before_null && l->last_null;
     return check_limits(s, min == 0);
 }
