@@ -179,7 +179,7 @@ static int body_valid(pc_req *req, const validate_policy *v)
     if (rc == 0)
         return 0;
     snprintf(msg, sizeof msg, "body does not match the schema at '%.200s': %.250s",
-             ptr[0] ? ptr : "/", why);
+             ptr[0] ? ptr : "(root)", why);
     req->sink->error(req, PC_ERR_INVALID_BODY, msg);
     return -1;
 }
