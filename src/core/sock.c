@@ -168,7 +168,11 @@ static void do_read(pc_sock *s, int force)
             emit(s, PC_SOCK_EOF | PC_SOCK_READING);
             return;
         }
-        if (!got || !s->reading || !s->readable ||
+        /* Go on while the kernel may hold more and there is room again,
+         * even when this round read nothing (the input sat at the high
+         * watermark until the callback drained it): with edge-triggered
+         * readiness no new edge would come for bytes already waiting. */
+        if (!s->reading || !s->readable ||
             (s->rhwm && evbuffer_get_length(s->in) >= s->rhwm))
             return;
     }
@@ -209,7 +213,9 @@ static void do_write(pc_sock *s)
             }
             evbuffer_drain(s->out, (size_t)r);
         } else {
-            size_t before = evbuffer_get_length(s->out);
+            /* evbuffer_write hands at most 128 chains to one writev, so a
+             * short count does not prove the send buffer is full: keep
+             * writing until it is empty or the kernel says EAGAIN. */
             int n = evbuffer_write(s->out, s->fd);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -223,12 +229,6 @@ static void do_write(pc_sock *s)
             }
             wrote = 1;
             s->wmark = pc_now_ns();
-            if ((size_t)n < before && evbuffer_get_length(s->out) > 0) {
-                /* Partial write: the send buffer is full; wait for the
-                 * EPOLLOUT edge instead of a writev that says EAGAIN. */
-                s->writable = 0;
-                break;
-            }
             continue;
         }
         wrote = 1;

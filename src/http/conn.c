@@ -25,6 +25,7 @@
 
 #include "conn_int.h"
 #include "portcullis/chain.h"
+#include "portcullis/chunked.h"
 #include "portcullis/conn.h"
 #include "portcullis/headers.h"
 #include "portcullis/log.h"
@@ -101,6 +102,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     pc_worker_request_id(c->w, r->request_id);
     c->req = r;
     c->head_bytes = c->body_bytes = c->raw_left = 0;
+    c->ck = NULL;
     c->nheaders = 0;
     c->head_ready = c->head_done = c->has_body = c->body_started = 0;
     c->msg_done = c->resp_started = c->resp_chunked = 0;
@@ -258,6 +260,51 @@ static void move_body(pc_conn *c, struct evbuffer *in, size_t avail)
     }
 }
 
+static void chunk_data(void *ctx, const char *p, size_t n)
+{
+    pc_conn *c = ctx;
+    pc_req *r = c->req;
+    c->body_bytes += n;
+    r->bytes_in += n;
+    if (c->body_bytes > r->max_body) {
+        c->fail = PC_ERR_PAYLOAD_TOO_LARGE;
+        return;
+    }
+    if (c->fail == PC_ERR_NONE && r->handler && r->handler->body)
+        r->handler->body(r, p, n);
+}
+
+/* Decodes a chunked request body from the input; -1 when the request
+ * failed (answered, connection closing). */
+static int decode_chunked(pc_conn *c, struct evbuffer *in)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return 0;
+    size_t used = 0;
+    const char *why = NULL;
+    pc_chunked_status st =
+        pc_chunked_decode(c->ck, v.iov_base, v.iov_len, &used, chunk_data, c, &why);
+    evbuffer_drain(in, used);
+    c->parser_reinit = 1;
+    if (c->fail != PC_ERR_NONE) {
+        fail_request(c, c->fail, NULL);
+        return -1;
+    }
+    if (st == PC_CHUNKED_ERROR) {
+        fail_request(c, PC_ERR_BAD_REQUEST, why);
+        return -1;
+    }
+    if (st == PC_CHUNKED_DONE) {
+        c->ck = NULL;
+        c->msg_done = 1;
+        pc_req *r = c->req;
+        if (r->handler && r->handler->body_end)
+            r->handler->body_end(r);
+    }
+    return 0;
+}
+
 static void run_head(pc_conn *c)
 {
     c->head_ready = 0;
@@ -291,6 +338,11 @@ static void conn_process(pc_conn *c)
             }
             if (c->raw_left) {
                 move_body(c, in, avail);
+                continue;
+            }
+            if (c->ck) {
+                if (decode_chunked(c, in) < 0)
+                    return;
                 continue;
             }
         }
@@ -601,7 +653,7 @@ static void sink_start_body(pc_req *r)
         evbuffer_add(pc_sock_output(c->sock),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
     set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
-    if (!c->raw_left)
+    if (!c->raw_left && !c->ck)
         llhttp_resume(&c->parser);
     pc_sock_read(c->sock, 1);
     pc_sock_trigger_read(c->sock);

@@ -36,6 +36,7 @@ struct pc_conn {
     uint64_t head_bytes;       /* bytes of the current head so far */
     uint64_t body_bytes;
     uint64_t raw_left;         /* Content-Length body bytes still to move */
+    struct pc_chunked *ck;     /* chunked body decoder (request arena) */
     uint32_t scan_lines;       /* head scan: lines seen, current line length */
     uint32_t scan_linelen;
     unsigned char scan_prev;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn_int.h"
+#include "portcullis/chunked.h"
 #include "portcullis/headers.h"
 #include "portcullis/pathnorm.h"
 #include "portcullis/util.h"
@@ -105,12 +106,30 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* RFC 9110 §5.1: a field name is a token (tchar+); nothing else, not even
+ * whitespace before the colon, may reach an upstream. */
+static int valid_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= 'A' && ch <= 'Z') || (ch && strchr(extra, ch))))
+            return 0;
+    }
+    return 1;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
     pc_req *r = c->req;
     if (!c->scr)
         return 0; /* a trailer field: dropped */
+    if (!valid_token(c->scr->field.p, c->scr->field.len))
+        return fail(c, PC_ERR_BAD_REQUEST, "invalid header field name");
     if (++c->nheaders > r->cfg->limits.max_headers)
         return fail(c, PC_ERR_HEADERS_TOO_LARGE, "too many header fields");
     size_t vlen = c->scr->value.len;
@@ -313,6 +332,13 @@ static int on_headers_complete(llhttp_t *p)
     c->has_body = r->chunked || r->content_length > 0;
     /* A Content-Length body needs no parsing: conn moves it as it is. */
     c->raw_left = !r->chunked && r->content_length > 0 ? (uint64_t)r->content_length : 0;
+    /* A chunked body is decoded by conn with the strict decoder
+     * (lib/chunked.c), not by llhttp. */
+    c->ck = NULL;
+    if (r->chunked) {
+        c->ck = pc_arena_alloc(r->arena, sizeof *c->ck);
+        pc_chunked_init(c->ck, r->cfg->limits.max_header_bytes);
+    }
     c->head_ready = 1;
     pc_scratch_free(c);
     /* A body waits until a handler asks for it; without one, parsing runs

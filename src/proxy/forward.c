@@ -518,8 +518,12 @@ static int drain_input(fwd *f)
     if (f->up_eof) {
         /* Everything received is parsed: a close-delimited body ends
          * here; anything else is a truncated response. */
-        if (f->resp_started && llhttp_finish(&f->uc->parser) == HPE_OK &&
-            f->resp_done) {
+        enum llhttp_errno e = f->resp_started && !f->raw_left
+                                  ? llhttp_finish(&f->uc->parser)
+                                  : HPE_INVALID_EOF_STATE;
+        /* message-complete pauses the parser, so a close-delimited body
+         * that ended cleanly reports HPE_PAUSED here. */
+        if ((e == HPE_OK || e == HPE_PAUSED) && f->resp_done) {
             complete(f);
             return -1;
         }

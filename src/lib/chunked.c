@@ -1,0 +1,168 @@
+/* chunked.c: strict chunked transfer-coding decoder (see chunked.h). A
+ * state machine over bytes; data runs are handed out by pointer, never
+ * copied. Never allocates, never does I/O. */
+#include "portcullis/chunked.h"
+
+enum {
+    S_SIZE,        /* hex digits of the chunk size */
+    S_EXT,         /* ;extension up to CR */
+    S_SIZE_LF,     /* LF after the size line's CR */
+    S_DATA,        /* chunk data */
+    S_DATA_CR,     /* CR after the data */
+    S_DATA_LF,     /* LF after the data */
+    S_TRAILER,     /* a trailer line, or the empty line that ends */
+    S_TRAILER_LF,  /* LF after a trailer line's CR */
+    S_END_LF,      /* LF of the final empty line */
+    S_DONE,
+};
+
+#define MAX_DIGITS 16
+#define MAX_EXT 4096
+
+void pc_chunked_init(pc_chunked *c, size_t max_trailer)
+{
+    c->state = S_SIZE;
+    c->left = 0;
+    c->digits = 0;
+    c->line = 0;
+    c->trailer = 0;
+    c->max_trailer = max_trailer;
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+static pc_chunked_status bad(size_t i, size_t *used, const char **err,
+                             const char *why)
+{
+    *used = i;
+    if (err)
+        *err = why;
+    return PC_CHUNKED_ERROR;
+}
+
+pc_chunked_status pc_chunked_decode(pc_chunked *c, const char *in, size_t len,
+                                    size_t *used,
+                                    void (*data)(void *ctx, const char *p,
+                                                 size_t n),
+                                    void *ctx, const char **err)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char ch = (unsigned char)in[i];
+        switch (c->state) {
+        case S_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (++c->digits > MAX_DIGITS)
+                    return bad(i, used, err, "chunk size too long");
+                c->left = c->left << 4 | (uint64_t)v;
+                i++;
+                break;
+            }
+            if (c->digits == 0)
+                return bad(i, used, err, "invalid chunk size");
+            if (ch == ';') {
+                c->state = S_EXT;
+                c->line = 0;
+            } else if (ch == '\r') {
+                c->state = S_SIZE_LF;
+            } else {
+                return bad(i, used, err, "invalid character after chunk size");
+            }
+            i++;
+            break;
+        }
+        case S_EXT:
+            if (ch == '\r') {
+                c->state = S_SIZE_LF;
+            } else if (ch < 0x20 || ch == 0x7f) {
+                /* includes bare LF and NUL */
+                return bad(i, used, err, "invalid chunk extension");
+            } else if (++c->line > MAX_EXT) {
+                return bad(i, used, err, "chunk extension too long");
+            }
+            i++;
+            break;
+        case S_SIZE_LF:
+            if (ch != '\n')
+                return bad(i, used, err, "expected LF after chunk size");
+            i++;
+            c->digits = 0;
+            if (c->left == 0) {
+                c->state = S_TRAILER;
+                c->line = 0;
+            } else {
+                c->state = S_DATA;
+            }
+            break;
+        case S_DATA: {
+            size_t n = len - i;
+            if ((uint64_t)n > c->left)
+                n = (size_t)c->left;
+            if (data)
+                data(ctx, in + i, n);
+            c->left -= n;
+            i += n;
+            if (c->left == 0)
+                c->state = S_DATA_CR;
+            break;
+        }
+        case S_DATA_CR:
+            if (ch != '\r')
+                return bad(i, used, err, "chunk data not followed by CRLF");
+            c->state = S_DATA_LF;
+            i++;
+            break;
+        case S_DATA_LF:
+            if (ch != '\n')
+                return bad(i, used, err, "chunk data not followed by CRLF");
+            c->state = S_SIZE;
+            c->left = 0;
+            i++;
+            break;
+        case S_TRAILER:
+            if (++c->trailer > c->max_trailer)
+                return bad(i, used, err, "trailer section too large");
+            if (ch == '\r') {
+                c->state = c->line == 0 ? S_END_LF : S_TRAILER_LF;
+            } else if (ch == '\n' || ch == 0 || ch == 0x7f ||
+                       (ch < 0x20 && ch != '\t')) {
+                return bad(i, used, err, "invalid trailer line");
+            } else if (c->line == 0 && (ch == ' ' || ch == '\t')) {
+                return bad(i, used, err, "obs-fold in trailer");
+            } else {
+                c->line++;
+            }
+            i++;
+            break;
+        case S_TRAILER_LF:
+            if (ch != '\n')
+                return bad(i, used, err, "expected LF after trailer line");
+            c->state = S_TRAILER;
+            c->line = 0;
+            i++;
+            break;
+        case S_END_LF:
+            if (ch != '\n')
+                return bad(i, used, err, "expected LF after last chunk");
+            c->state = S_DONE;
+            i++;
+            *used = i;
+            return PC_CHUNKED_DONE;
+        default:
+            *used = i;
+            return PC_CHUNKED_DONE;
+        }
+    }
+    *used = i;
+    return c->state == S_DONE ? PC_CHUNKED_DONE : PC_CHUNKED_MORE;
+}
