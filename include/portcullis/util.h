@@ -17,6 +17,11 @@ char *pc_xstrndup(const char *s, size_t n);
 /* Case-insensitive ASCII comparison of two byte ranges; 1 when equal. */
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Formats a message into err (when err and errlen are given) and returns
+ * -1: the one-line error path of the pure parsers. */
+int pc_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t pc_now_ns(void);
 

@@ -41,19 +41,6 @@ struct pc_cidr_set {
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0,    0,
                                             0, 0, 0, 0, 0xff, 0xff};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static void mask_bits(uint8_t *b, int nbytes, int prefix)
 {
@@ -108,14 +95,14 @@ int pc_cidr_parse(const char *s, pc_ip *addr, int *prefix, char *err,
                   size_t errlen)
 {
     if (!s || !*s)
-        return fail(err, errlen, "empty address");
+        return pc_errf(err, errlen, "empty address");
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
     pc_ip ip;
     char buf[64];
 
     if (alen == 0 || alen >= sizeof(buf))
-        return fail(err, errlen, "invalid address in '%s'", s);
+        return pc_errf(err, errlen, "invalid address in '%s'", s);
     memcpy(buf, s, alen);
     buf[alen] = '\0';
     memset(&ip, 0, sizeof(ip));
@@ -126,14 +113,14 @@ int pc_cidr_parse(const char *s, pc_ip *addr, int *prefix, char *err,
         ip.family = 6;
         mapped = memcmp(ip.b, v4mapped_prefix, 12) == 0;
     } else {
-        return fail(err, errlen, "invalid address '%s'", buf);
+        return pc_errf(err, errlen, "invalid address '%s'", buf);
     }
     int maxbits = ip.family == 4 ? 32 : 128;
     int p = maxbits;
     if (slash) {
         p = parse_prefix(slash + 1);
         if (p < 0 || p > maxbits)
-            return fail(err, errlen, "invalid prefix length '%s' (0..%d)",
+            return pc_errf(err, errlen, "invalid prefix length '%s' (0..%d)",
                         slash + 1, maxbits);
     }
     if (mapped && p >= 96) {

@@ -55,19 +55,6 @@ const char *pc_jwt_alg_name(uint32_t bit)
     return NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Reads the base64url member `field` of a JWK into out (at most cap bytes).
  * Returns 0, or -1 with "keys[i].field: ..." in err. */
@@ -79,14 +66,14 @@ static int get_b64(const json_t *jwk, size_t idx, const char *field,
     long n;
 
     if (!v)
-        return fail(err, errlen, "keys[%zu].%s: missing", idx, field);
+        return pc_errf(err, errlen, "keys[%zu].%s: missing", idx, field);
     if (!json_is_string(v))
-        return fail(err, errlen, "keys[%zu].%s: must be a string", idx, field);
+        return pc_errf(err, errlen, "keys[%zu].%s: must be a string", idx, field);
     if (json_string_length(v) > PC_B64URL_ENCODED_LEN(cap))
-        return fail(err, errlen, "keys[%zu].%s: too long", idx, field);
+        return pc_errf(err, errlen, "keys[%zu].%s: too long", idx, field);
     n = pc_b64url_decode(json_string_value(v), json_string_length(v), out, cap);
     if (n < 0)
-        return fail(err, errlen,
+        return pc_errf(err, errlen,
                     "keys[%zu].%s: not unpadded base64url (RFC 7515 §2)", idx,
                     field);
     *outlen = (size_t)n;
@@ -134,17 +121,17 @@ static int rsa_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
     if (!n || !e)
         goto done;
     if (BN_num_bits(n) < RSA_MIN_BITS || BN_num_bits(n) > RSA_MAX_BITS) {
-        fail(err, errlen,
+        pc_errf(err, errlen,
              "keys[%zu].n: RSA modulus of %d bits, must be %d to %d", idx,
              BN_num_bits(n), RSA_MIN_BITS, RSA_MAX_BITS);
         goto done;
     }
     if (!BN_is_odd(n)) {
-        fail(err, errlen, "keys[%zu].n: not an RSA modulus (even)", idx);
+        pc_errf(err, errlen, "keys[%zu].n: not an RSA modulus (even)", idx);
         goto done;
     }
     if (!rsa_e_ok(e)) {
-        fail(err, errlen,
+        pc_errf(err, errlen,
              "keys[%zu].e: must be odd, 3 or more, 64 bits at most", idx);
         goto done;
     }
@@ -153,7 +140,7 @@ static int rsa_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) == 1)
         k->pkey = pkey_from("RSA", bld);
     if (!k->pkey) {
-        fail(err, errlen, "keys[%zu]: OpenSSL refused the RSA key", idx);
+        pc_errf(err, errlen, "keys[%zu]: OpenSSL refused the RSA key", idx);
         goto done;
     }
     k->kind = PC_JWT_KEY_RSA;
@@ -177,7 +164,7 @@ static int ec_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
     OSSL_PARAM_BLD *bld;
 
     if (!crv)
-        return fail(err, errlen, "keys[%zu].crv: missing or not a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].crv: missing or not a string", idx);
     if (strcmp(crv, "P-256") == 0) {
         size = 32, group = "prime256v1", k->kind = PC_JWT_KEY_P256;
         k->algs = PC_JWT_ES256;
@@ -192,7 +179,7 @@ static int ec_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
         return -1;
     /* RFC 7518 §6.2.1.2/3: full-length coordinates, no zero stripping. */
     if (xlen != size || ylen != size)
-        return fail(err, errlen, "keys[%zu].%s: must be %zu bytes for %s", idx,
+        return pc_errf(err, errlen, "keys[%zu].%s: must be %zu bytes for %s", idx,
                     xlen != size ? "x" : "y", size, crv);
     pub[0] = 0x04;
     memcpy(pub + 1, x, size);
@@ -208,7 +195,7 @@ static int ec_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
     /* EVP_PKEY_fromdata refuses a point off the curve (EC_POINT_oct2point
      * checks it): RFC 7518 §6.2.1 invalid-curve attacks stop here. */
     if (!k->pkey)
-        return fail(err, errlen, "keys[%zu]: x, y is not a point of %s", idx,
+        return pc_errf(err, errlen, "keys[%zu]: x, y is not a point of %s", idx,
                     crv);
     return 0;
 }
@@ -223,13 +210,13 @@ static int okp_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
     OSSL_PARAM_BLD *bld;
 
     if (!crv)
-        return fail(err, errlen, "keys[%zu].crv: missing or not a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].crv: missing or not a string", idx);
     if (strcmp(crv, "Ed25519") != 0)
         return 1;
     if (get_b64(jwk, idx, "x", x, sizeof(x), &xlen, err, errlen) < 0)
         return -1;
     if (xlen != sizeof(x))
-        return fail(err, errlen, "keys[%zu].x: must be 32 bytes for Ed25519",
+        return pc_errf(err, errlen, "keys[%zu].x: must be 32 bytes for Ed25519",
                     idx);
     bld = OSSL_PARAM_BLD_new();
     if (bld && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, x,
@@ -237,7 +224,7 @@ static int okp_key(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
         k->pkey = pkey_from("ED25519", bld);
     OSSL_PARAM_BLD_free(bld);
     if (!k->pkey)
-        return fail(err, errlen, "keys[%zu].x: not an Ed25519 public key", idx);
+        return pc_errf(err, errlen, "keys[%zu].x: not an Ed25519 public key", idx);
     k->kind = PC_JWT_KEY_ED25519;
     k->algs = PC_JWT_EDDSA;
     return 0;
@@ -254,17 +241,17 @@ static int meant_for_verify(const json_t *jwk, size_t idx, char *err,
     const json_t *op;
 
     if (use && !json_is_string(use))
-        return fail(err, errlen, "keys[%zu].use: must be a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].use: must be a string", idx);
     if (use && strcmp(json_string_value(use), "sig") != 0)
         return 1;
     if (!ops)
         return 0;
     if (!json_is_array(ops))
-        return fail(err, errlen, "keys[%zu].key_ops: must be an array", idx);
+        return pc_errf(err, errlen, "keys[%zu].key_ops: must be an array", idx);
     json_array_foreach(ops, i, op)
     {
         if (!json_is_string(op))
-            return fail(err, errlen, "keys[%zu].key_ops: must hold strings",
+            return pc_errf(err, errlen, "keys[%zu].key_ops: must hold strings",
                         idx);
         if (strcmp(json_string_value(op), "verify") == 0)
             return 0;
@@ -295,13 +282,13 @@ static int parse_jwk(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
 
     memset(k, 0, sizeof(*k));
     if (!json_is_object(jwk))
-        return fail(err, errlen, "keys[%zu]: must be an object", idx);
+        return pc_errf(err, errlen, "keys[%zu]: must be an object", idx);
     if (!json_is_string(kty))
-        return fail(err, errlen, "keys[%zu].kty: missing or not a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].kty: missing or not a string", idx);
     if (kid && !json_is_string(kid))
-        return fail(err, errlen, "keys[%zu].kid: must be a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].kid: must be a string", idx);
     if (alg && !json_is_string(alg))
-        return fail(err, errlen, "keys[%zu].alg: must be a string", idx);
+        return pc_errf(err, errlen, "keys[%zu].alg: must be a string", idx);
     rc = meant_for_verify(jwk, idx, err, errlen);
     if (rc != 0)
         return rc;
@@ -320,7 +307,7 @@ static int parse_jwk(const json_t *jwk, size_t idx, pc_jwt_key *k, char *err,
         return rc;
     }
     if (alg_bit && !(k->algs & alg_bit)) {
-        fail(err, errlen, "keys[%zu].alg: %s does not fit kty %s", idx,
+        pc_errf(err, errlen, "keys[%zu].alg: %s does not fit kty %s", idx,
              json_string_value(alg), json_string_value(kty));
         key_clear(k);
         return -1;
@@ -339,7 +326,7 @@ static pc_jwt_keys *parse_set(const json_t *doc, char *err, size_t errlen)
     size_t i;
 
     if (!json_is_object(doc) || !json_is_array(arr)) {
-        fail(err, errlen, "not a JWK Set: expected {\"keys\": [...]}");
+        pc_errf(err, errlen, "not a JWK Set: expected {\"keys\": [...]}");
         return NULL;
     }
     ks = pc_xcalloc(1, sizeof(*ks));
@@ -353,7 +340,7 @@ static pc_jwt_keys *parse_set(const json_t *doc, char *err, size_t errlen)
             ks->n++;
     }
     if (ks->n == 0) {
-        fail(err, errlen,
+        pc_errf(err, errlen,
              "no usable signing key (RSA, EC P-256/P-384, OKP Ed25519)");
         goto fail;
     }
@@ -371,7 +358,7 @@ pc_jwt_keys *pc_jwt_keys_from_jwks(const char *json, size_t len, char *err,
     pc_jwt_keys *ks;
 
     if (!doc) {
-        fail(err, errlen, "JWKS line %d column %d: %s", jerr.line, jerr.column,
+        pc_errf(err, errlen, "JWKS line %d column %d: %s", jerr.line, jerr.column,
              jerr.text);
         return NULL;
     }
@@ -397,7 +384,7 @@ pc_jwt_keys *pc_jwt_keys_from_secret(const unsigned char *secret, size_t len,
     pc_jwt_keys *ks;
 
     if (len < HMAC_MIN_SECRET) {
-        fail(err, errlen,
+        pc_errf(err, errlen,
              "secret of %zu bytes is too short: HS256 needs at least %d "
              "(RFC 7518 §3.2)",
              len, HMAC_MIN_SECRET);
@@ -428,11 +415,11 @@ int pc_jwt_keys_check(const pc_jwt_keys *keys, uint32_t algorithms, char *err,
         if (found)
             continue;
         if (keys->from_secret && (bit & (PC_JWT_HS384 | PC_JWT_HS512)))
-            return fail(err, errlen,
+            return pc_errf(err, errlen,
                         "%s needs a secret of at least %d bytes (have %zu)",
                         alg_names[a].name, bit == PC_JWT_HS384 ? 48 : 64,
                         keys->v[0].secret_len);
-        return fail(err, errlen, "no key of the set can verify %s",
+        return pc_errf(err, errlen, "no key of the set can verify %s",
                     alg_names[a].name);
     }
     return 0;

@@ -273,19 +273,6 @@ char *pc_methods_format(uint32_t mask, char *buf, size_t len)
 
 /* ---- patterns ---- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 typedef struct pseg {
     int param;
@@ -327,23 +314,23 @@ static int parse_param(const char *raw, size_t len, ppat *p, uint32_t *bo,
     size_t nlen = len - 2;
 
     if (len < 2 || raw[len - 1] != '}')
-        return fail(err, errlen, "'{' inside a segment");
+        return pc_errf(err, errlen, "'{' inside a segment");
     if (nlen == 0)
-        return fail(err, errlen, "empty {}");
+        return pc_errf(err, errlen, "empty {}");
     for (size_t i = 0; i < nlen; i++) {
         if (name[i] == '{' || name[i] == '}')
-            return fail(err, errlen, "'{' inside a segment");
+            return pc_errf(err, errlen, "'{' inside a segment");
         if (!is_name_char((unsigned char)name[i]))
-            return fail(err, errlen, "invalid parameter name '%.*s'", (int)nlen,
+            return pc_errf(err, errlen, "invalid parameter name '%.*s'", (int)nlen,
                         name);
     }
     if (p->nparams == PC_TRIE_MAX_PARAMS)
-        return fail(err, errlen, "too many parameters (at most %d)",
+        return pc_errf(err, errlen, "too many parameters (at most %d)",
                     PC_TRIE_MAX_PARAMS);
     for (uint32_t i = 0; i < p->nsegs; i++)
         if (p->segs[i].param && p->segs[i].len == nlen &&
             memcmp(p->buf + p->segs[i].off, name, nlen) == 0)
-            return fail(err, errlen, "duplicate parameter '%.*s'", (int)nlen,
+            return pc_errf(err, errlen, "duplicate parameter '%.*s'", (int)nlen,
                         name);
     memcpy(p->buf + *bo, name, nlen);
     p->segs[p->nsegs++] = (pseg){1, *bo, (uint32_t)nlen};
@@ -365,11 +352,11 @@ static int parse_static(const char *raw, size_t len, ppat *p, uint32_t *bo,
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
         if (c == '{')
-            return fail(err, errlen, "'{' inside a segment");
+            return pc_errf(err, errlen, "'{' inside a segment");
         if (c == '}')
-            return fail(err, errlen, "'}' without '{'");
+            return pc_errf(err, errlen, "'}' without '{'");
         if (c < 0x21 || c == 0x7F || c == '#' || c == '?')
-            return fail(err, errlen, "invalid character 0x%02X in pattern", c);
+            return pc_errf(err, errlen, "invalid character 0x%02X in pattern", c);
         if (c != '%') {
             o[n++] = (char)c;
             continue;
@@ -377,7 +364,7 @@ static int parse_static(const char *raw, size_t len, ppat *p, uint32_t *bo,
         int hi = i + 2 < len ? hexval((unsigned char)raw[i + 1]) : -1;
         int lo = i + 2 < len ? hexval((unsigned char)raw[i + 2]) : -1;
         if (hi < 0 || lo < 0)
-            return fail(err, errlen, "'%%' not followed by two hex digits");
+            return pc_errf(err, errlen, "'%%' not followed by two hex digits");
         unsigned char v = (unsigned char)(hi << 4 | lo);
         i += 2;
         if (is_unreserved(v)) {
@@ -389,7 +376,7 @@ static int parse_static(const char *raw, size_t len, ppat *p, uint32_t *bo,
         }
     }
     if ((n == 1 && o[0] == '.') || (n == 2 && o[0] == '.' && o[1] == '.'))
-        return fail(err, errlen,
+        return pc_errf(err, errlen,
                     "dot segment '%.*s' in pattern (request paths are "
                     "normalised and never contain one)",
                     (int)n, o);
@@ -412,7 +399,7 @@ static int parse_pattern(const char *pat, int exact, ppat *p, char *err,
 {
     memset(p, 0, sizeof(*p));
     if (!pat || pat[0] != '/')
-        return fail(err, errlen, "must start with '/'");
+        return pc_errf(err, errlen, "must start with '/'");
     size_t plen = strlen(pat), nslash = 0;
     for (size_t i = 0; i < plen; i++)
         nslash += pat[i] == '/';
@@ -468,9 +455,9 @@ static int parse_host(const char *host, route *r, char *err, size_t errlen)
     const char *key = wild ? host + 1 : host; /* keep the '.' */
     size_t klen = wild ? len - 1 : len;
     if (klen == 0 || (wild && klen == 1))
-        return fail(err, errlen, "empty host");
+        return pc_errf(err, errlen, "empty host");
     if (memchr(key, '*', klen))
-        return fail(err, errlen,
+        return pc_errf(err, errlen,
                     "'*' is allowed only as the whole first "
                     "label, as in *.example.com");
     /* An empty label would also make an exact key look like a wildcard
@@ -478,7 +465,7 @@ static int parse_host(const char *host, route *r, char *err, size_t errlen)
     const char *name = wild ? key + 1 : key;
     size_t nlen = wild ? klen - 1 : klen;
     if (name[0] == '.' || memmem(name, nlen, "..", 2))
-        return fail(err, errlen, "empty label in host '%s'", host);
+        return pc_errf(err, errlen, "empty label in host '%s'", host);
     r->host_kind = wild ? HOST_WILD : HOST_EXACT;
     r->host_key = pc_xstrndup(key, klen);
     for (size_t i = 0; i < klen; i++)

@@ -1,25 +1,13 @@
 /* units.c: parsing and formatting of the config file's durations ("1m30s")
  * and sizes ("16k"), CONTRACT §2. Owns no state; must never allocate, do I/O
  * or accept a value it had to wrap or truncate to represent. */
+#include "portcullis/util.h"
 #include "portcullis/units.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static int is_digit(char c)
 {
@@ -84,35 +72,35 @@ int pc_parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
     int last = -1;
 
     if (!s || !*s)
-        return fail(err, errlen, "empty duration");
+        return pc_errf(err, errlen, "empty duration");
     while (*s) {
         uint64_t v, part;
         int rc = read_number(&s, &v);
         if (rc == -1)
-            return fail(err, errlen, "expected a number at '%s'", s);
+            return pc_errf(err, errlen, "expected a number at '%s'", s);
         if (rc == -2)
-            return fail(err, errlen, "overflow");
+            return pc_errf(err, errlen, "overflow");
         const char *u = s;
         while (is_alpha(*s))
             s++;
         size_t ulen = (size_t)(s - u);
         if (ulen == 0) {
             if (*s == '\0')
-                return fail(err, errlen,
+                return pc_errf(err, errlen,
                             "missing unit (ms, s, m, h or d), e.g. 10s");
-            return fail(err, errlen, "unexpected character '%c'", *s);
+            return pc_errf(err, errlen, "unexpected character '%c'", *s);
         }
         int idx = dur_unit_index(u, ulen);
         if (idx < 0)
-            return fail(err, errlen, "unknown unit '%.*s'", (int)ulen, u);
+            return pc_errf(err, errlen, "unknown unit '%.*s'", (int)ulen, u);
         if (idx <= last)
-            return fail(err, errlen,
+            return pc_errf(err, errlen,
                         "unit '%s' must come before '%s' and appear once",
                         dur_units[idx].name, dur_units[last].name);
         last = idx;
         if (mul_overflows(v, dur_units[idx].ms, &part) ||
             total > UINT64_MAX - part)
-            return fail(err, errlen, "overflow");
+            return pc_errf(err, errlen, "overflow");
         total += part;
     }
     *ms = total;
@@ -124,21 +112,21 @@ int pc_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
     uint64_t v, mult = 1;
 
     if (!s || !*s)
-        return fail(err, errlen, "empty size");
+        return pc_errf(err, errlen, "empty size");
     int rc = read_number(&s, &v);
     if (rc == -1)
-        return fail(err, errlen, "expected a number at '%s'", s);
+        return pc_errf(err, errlen, "expected a number at '%s'", s);
     if (rc == -2)
-        return fail(err, errlen, "overflow");
+        return pc_errf(err, errlen, "overflow");
     if (*s) {
         const char *u = s;
         while (is_alpha(*s))
             s++;
         size_t ulen = (size_t)(s - u);
         if (*s)
-            return fail(err, errlen, "unexpected character '%c'", *s);
+            return pc_errf(err, errlen, "unexpected character '%c'", *s);
         if (ulen != 1)
-            return fail(err, errlen, "unknown unit '%.*s' (use k, m or g)",
+            return pc_errf(err, errlen, "unknown unit '%.*s' (use k, m or g)",
                         (int)ulen, u);
         switch (*u) {
         case 'k':
@@ -154,11 +142,11 @@ int pc_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
             mult = 1024u * 1024u * 1024u;
             break;
         default:
-            return fail(err, errlen, "unknown unit '%c' (use k, m or g)", *u);
+            return pc_errf(err, errlen, "unknown unit '%c' (use k, m or g)", *u);
         }
     }
     if (mul_overflows(v, mult, bytes))
-        return fail(err, errlen, "overflow");
+        return pc_errf(err, errlen, "overflow");
     return 0;
 }
 
