@@ -28,6 +28,7 @@
 #include "portcullis/chunked.h"
 #include "portcullis/conn.h"
 #include "portcullis/headers.h"
+#include "portcullis/hwrite.h"
 #include "portcullis/log.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
@@ -520,20 +521,10 @@ static pc_conn *conn_of(pc_req *r)
     return r->sink_ctx;
 }
 
-static void add_header(struct evbuffer *out, const char *n, size_t nl,
-                       const char *v, size_t vl)
-{
-    evbuffer_add(out, n, nl);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, v, vl);
-    evbuffer_add(out, "\r\n", 2);
-}
-
 static void sink_head(pc_req *r, pc_resp *resp)
 {
     pc_conn *c = conn_of(r);
-    struct evbuffer *out = pc_sock_output(c->sock);
-    char line[64];
+    pc_hwrite w;
     c->resp_started = 1;
     r->status = resp->status;
     if (r->route)
@@ -541,31 +532,37 @@ static void sink_head(pc_req *r, pc_resp *resp)
     pc_headers_remove(&resp->headers, "x-request-id");
     if (!c->msg_done || c->w->draining)
         c->keepalive = 0;
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", resp->status,
-                     resp->reason ? resp->reason : pc_http_reason(resp->status));
-    evbuffer_add(out, line, (size_t)n);
+    pc_hw_init(&w, pc_sock_output(c->sock));
+    pc_hw_add(&w, "HTTP/1.1 ", 9);
+    pc_hw_u64(&w, (uint64_t)resp->status);
+    pc_hw_add(&w, " ", 1);
+    pc_hw_str(&w, resp->reason ? resp->reason : pc_http_reason(resp->status));
+    pc_hw_add(&w, "\r\n", 2);
     for (uint32_t i = 0; i < resp->headers.n; i++) {
         const pc_header *h = &resp->headers.v[i];
-        add_header(out, h->name, h->nlen, h->value, h->vlen);
+        pc_hw_header(&w, h->name, h->nlen, h->value, h->vlen);
     }
-    add_header(out, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
+    pc_hw_header(&w, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
     if (resp->content_length >= 0 && (!resp->no_body || resp->status != 204)) {
-        n = snprintf(line, sizeof line, "%lld", (long long)resp->content_length);
-        if (!(resp->status == 204 || (resp->status >= 100 && resp->status < 200)))
-            add_header(out, "Content-Length", 14, line, (size_t)n);
+        if (!(resp->status == 204 || (resp->status >= 100 && resp->status < 200))) {
+            pc_hw_add(&w, "Content-Length: ", 16);
+            pc_hw_u64(&w, (uint64_t)resp->content_length);
+            pc_hw_add(&w, "\r\n", 2);
+        }
     } else if (!resp->no_body) {
         if (r->http_minor >= 1) {
             c->resp_chunked = 1;
-            add_header(out, "Transfer-Encoding", 17, "chunked", 7);
+            pc_hw_header(&w, "Transfer-Encoding", 17, "chunked", 7);
         } else {
             c->keepalive = 0; /* close-delimited for HTTP/1.0 */
         }
     }
     if (!c->keepalive)
-        add_header(out, "Connection", 10, "close", 5);
+        pc_hw_header(&w, "Connection", 10, "close", 5);
     else if (r->http_minor == 0)
-        add_header(out, "Connection", 10, "keep-alive", 10);
-    evbuffer_add(out, "\r\n", 2);
+        pc_hw_header(&w, "Connection", 10, "keep-alive", 10);
+    pc_hw_add(&w, "\r\n", 2);
+    pc_hw_flush(&w);
 }
 
 static void sink_body(pc_req *r, const char *data, size_t len)

@@ -3,8 +3,9 @@
  * backpressure, the response parsed (llhttp) and streamed to the sink.
  * Owns the per-request forwarding state; never touches the client socket.
  *
- * DESIGN: retries. The head and body sent so far are also kept in a replay
- * buffer while they fit in REPLAY_MAX. Before any response byte reached the
+ * DESIGN: retries. The head is rebuilt for every attempt (the request is
+ * immutable by then); the body sent so far is kept in a replay buffer while
+ * it fits in REPLAY_MAX (a body a stage buffered is its own replay). Before any response byte reached the
  * client, a failure on a reused pooled connection is retried once on a
  * fresh connection to the same target (the upstream closed it while idle:
  * not the client's problem), and other failures of idempotent methods are
@@ -17,6 +18,7 @@
 
 #include "pool_int.h"
 #include "portcullis/headers.h"
+#include "portcullis/hwrite.h"
 #include "portcullis/log.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
@@ -32,7 +34,8 @@ typedef struct fwd {
     const pc_upstream *up;
     const pc_target *target;
     pc_upconn *uc;
-    struct evbuffer *replay;   /* head + body so far; NULL when too big */
+    struct evbuffer *replay;   /* streamed body so far (created lazily) */
+    int replayable;            /* everything sent so far can be sent again */
     uint64_t tried;            /* bitmask of target indexes tried */
     unsigned attempts;
     int fresh_retry_used;
@@ -62,7 +65,8 @@ static void fwd_free(fwd *f)
         evbuffer_free(f->replay);
     free(f->field);
     free(f->value);
-    free(f);
+    f->replay = NULL;
+    f->field = f->value = NULL;
 }
 
 static void detach_conn(fwd *f, int keep)
@@ -106,7 +110,7 @@ static void attempt_failed(fwd *f, failure why)
     pc_log(PC_LOG_DEBUG, "upstream %s: attempt to %s failed (%d)", f->up->name,
            f->target->url, (int)why);
     detach_conn(f, 0);
-    if (!f->resp_started && f->replay) {
+    if (!f->resp_started && f->replayable) {
         if (reused && !f->got_bytes && why == F_RESET && !f->fresh_retry_used) {
             f->fresh_retry_used = 1;
             f->attempts--; /* not the target's fault: not a retry */
@@ -132,18 +136,9 @@ static void attempt_failed(fwd *f, failure why)
 
 /* ---- request head ---------------------------------------------------- */
 
-static void add_hdr(struct evbuffer *b, const char *n, size_t nl, const char *v,
-                    size_t vl)
-{
-    evbuffer_add(b, n, nl);
-    evbuffer_add(b, ": ", 2);
-    evbuffer_add(b, v, vl);
-    evbuffer_add(b, "\r\n", 2);
-}
-
 /* The path sent upstream: rewrite template, or strip_prefix, applied to
  * the normalised path; the rest of a prefix match is appended. */
-static void upstream_path(const pc_req *r, struct evbuffer *b)
+static void upstream_path(const pc_req *r, pc_hwrite *b)
 {
     const pc_route *rt = r->route;
     const char *rest = r->path + r->match.matched_len;
@@ -155,22 +150,22 @@ static void upstream_path(const pc_req *r, struct evbuffer *b)
             const char *open = strchr(p, '{');
             const char *close = open ? strchr(open, '}') : NULL;
             if (!open || !close) {
-                evbuffer_add(b, p, strlen(p));
+                pc_hw_add(b, p, strlen(p));
                 break;
             }
-            evbuffer_add(b, p, (size_t)(open - p));
+            pc_hw_add(b, p, (size_t)(open - p));
             size_t nl = (size_t)(close - open - 1);
             for (size_t i = 0; i < r->match.nparams; i++) {
                 const char *pn = r->match.param_names[i];
                 if (strlen(pn) == nl && memcmp(pn, open + 1, nl) == 0)
-                    evbuffer_add(b, r->path + r->match.params[i].off,
+                    pc_hw_add(b, r->path + r->match.params[i].off,
                                  r->match.params[i].len);
             }
             p = close + 1;
         }
         if (restlen && tl && t[tl - 1] == '/' && rest[0] == '/')
             rest++, restlen--;
-        evbuffer_add(b, rest, restlen);
+        pc_hw_add(b, rest, restlen);
         return;
     }
     if (rt->strip_prefix) {
@@ -179,13 +174,13 @@ static void upstream_path(const pc_req *r, struct evbuffer *b)
             sl--;
         if (sl <= r->pathlen && memcmp(r->path, rt->strip_prefix, sl) == 0) {
             if (r->pathlen == sl)
-                evbuffer_add(b, "/", 1);
+                pc_hw_add(b, "/", 1);
             else
-                evbuffer_add(b, r->path + sl, r->pathlen - sl);
+                pc_hw_add(b, r->path + sl, r->pathlen - sl);
             return;
         }
     }
-    evbuffer_add(b, r->path, r->pathlen);
+    pc_hw_add(b, r->path, r->pathlen);
 }
 
 static int skip_request_header(const pc_header *h)
@@ -199,53 +194,53 @@ static int skip_request_header(const pc_header *h)
     return 0;
 }
 
-static void build_head(fwd *f, struct evbuffer *b)
+static void build_head(fwd *f, struct evbuffer *out)
 {
     pc_req *r = f->req;
-    evbuffer_add(b, r->method, strlen(r->method));
-    evbuffer_add(b, " ", 1);
+    pc_hwrite w, *b = &w;
+    pc_hw_init(b, out);
+    pc_hw_add(b, r->method, strlen(r->method));
+    pc_hw_add(b, " ", 1);
     upstream_path(r, b);
     if (r->query) {
-        evbuffer_add(b, "?", 1);
-        evbuffer_add(b, r->query, strlen(r->query));
+        pc_hw_add(b, "?", 1);
+        pc_hw_add(b, r->query, strlen(r->query));
     }
-    evbuffer_add(b, " HTTP/1.1\r\n", 11);
+    pc_hw_add(b, " HTTP/1.1\r\n", 11);
     const char *host = f->up->preserve_host && r->host && *r->host
                            ? r->host
                            : f->target->hostport;
-    add_hdr(b, "Host", 4, host, strlen(host));
+    pc_hw_header(b, "Host", 4, host, strlen(host));
     /* X-Forwarded-For: every client-sent value, then the peer. */
-    int xff = 0;
-    evbuffer_add(b, "X-Forwarded-For: ", 17);
+    pc_hw_add(b, "X-Forwarded-For: ", 17);
     for (uint32_t i = 0; i < r->headers.n; i++) {
         const pc_header *h = &r->headers.v[i];
         if (pc_strieq(h->name, h->nlen, "x-forwarded-for", 15) && h->vlen) {
-            evbuffer_add(b, h->value, h->vlen);
-            evbuffer_add(b, ", ", 2);
-            xff = 1;
+            pc_hw_add(b, h->value, h->vlen);
+            pc_hw_add(b, ", ", 2);
         }
     }
-    (void)xff;
-    evbuffer_add(b, r->peer_text, strlen(r->peer_text));
-    evbuffer_add(b, "\r\n", 2);
+    pc_hw_add(b, r->peer_text, strlen(r->peer_text));
+    pc_hw_add(b, "\r\n", 2);
     for (uint32_t i = 0; i < r->headers.n; i++) {
         const pc_header *h = &r->headers.v[i];
         if (!skip_request_header(h))
-            add_hdr(b, h->name, h->nlen, h->value, h->vlen);
+            pc_hw_header(b, h->name, h->nlen, h->value, h->vlen);
     }
-    add_hdr(b, "X-Forwarded-Proto", 17, r->tls ? "https" : "http",
+    pc_hw_header(b, "X-Forwarded-Proto", 17, r->tls ? "https" : "http",
             r->tls ? 5 : 4);
     if (r->host && *r->host)
-        add_hdr(b, "X-Forwarded-Host", 16, r->host, strlen(r->host));
-    add_hdr(b, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
+        pc_hw_header(b, "X-Forwarded-Host", 16, r->host, strlen(r->host));
+    pc_hw_header(b, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
     if (r->chunked) {
-        add_hdr(b, "Transfer-Encoding", 17, "chunked", 7);
+        pc_hw_header(b, "Transfer-Encoding", 17, "chunked", 7);
     } else if (r->content_length >= 0) {
-        char n[24];
-        int l = snprintf(n, sizeof n, "%lld", (long long)r->content_length);
-        add_hdr(b, "Content-Length", 14, n, (size_t)l);
+        pc_hw_add(b, "Content-Length: ", 16);
+        pc_hw_u64(b, (uint64_t)r->content_length);
+        pc_hw_add(b, "\r\n", 2);
     }
-    evbuffer_add(b, "\r\n", 2);
+    pc_hw_add(b, "\r\n", 2);
+    pc_hw_flush(b);
 }
 
 /* ---- attempts ------------------------------------------------------- */
@@ -276,9 +271,14 @@ static void copy_buffer(struct evbuffer *dst, struct evbuffer *src)
         evbuffer_add(dst, v[k].iov_base, v[k].iov_len);
 }
 
-static void copy_replay(fwd *f, struct evbuffer *out)
+/* The whole request as sent so far: head, then the body bytes. */
+static void send_request(fwd *f, struct evbuffer *out)
 {
-    copy_buffer(out, f->replay);
+    build_head(f, out);
+    if (f->req->body)
+        copy_buffer(out, f->req->body);
+    else if (f->replay)
+        copy_buffer(out, f->replay);
 }
 
 static void start_attempt(fwd *f)
@@ -309,7 +309,7 @@ static void start_attempt(fwd *f)
     pc_sock_set_write_lwm(uc->sock, PC_BODY_HWM / 4);
     if (uc->connected)
         set_timeouts(f);
-    copy_replay(f, pc_sock_output(uc->sock));
+    send_request(f, pc_sock_output(uc->sock));
     pc_sock_read(uc->sock, 1);
 }
 
@@ -321,20 +321,21 @@ void pc_proxy_start(pc_req *r)
         r->sink->error(r, PC_ERR_UPSTREAM_UNAVAILABLE, NULL);
         return;
     }
-    fwd *f = pc_xcalloc(1, sizeof *f);
+    /* The forwarding state lives in the request's arena: it never
+     * outlives the request (fwd_free runs before the sink's last call). */
+    fwd *f = pc_arena_alloc(r->arena, sizeof *f);
+    memset(f, 0, sizeof *f);
     f->req = r;
     f->up = u;
     f->target = &u->targets[i];
     f->t0 = pc_now_ns();
-    f->replay = evbuffer_new();
+    f->replayable = 1;
     f->resp.content_length = -1;
     pc_headers_apply_rules(&r->headers, r->arena, &r->route->req_headers);
     pc_headers_strip_hop_by_hop(&r->headers);
-    build_head(f, f->replay);
     if (r->body) {
         /* A stage buffered the whole body (bounded by max_body): it is
          * replayable whatever its size. */
-        copy_buffer(f->replay, r->body);
         f->body_done = 1;
     } else {
         f->body_done = !(r->chunked || r->content_length > 0);
@@ -351,6 +352,24 @@ void pc_proxy_start(pc_req *r)
 
 /* ---- request body (from conn) --------------------------------------- */
 
+/* Makes room in the replay buffer for n more bytes, or gives replays up
+ * when the body outgrows REPLAY_MAX. */
+static void keep_for_replay(fwd *f, size_t n)
+{
+    if (!f->replayable)
+        return;
+    size_t have = f->replay ? evbuffer_get_length(f->replay) : 0;
+    if (have + n > REPLAY_MAX) {
+        if (f->replay)
+            evbuffer_free(f->replay);
+        f->replay = NULL;
+        f->replayable = 0;
+        return;
+    }
+    if (!f->replay)
+        f->replay = evbuffer_new();
+}
+
 static void write_body(fwd *f, const void *data, size_t len)
 {
     pc_req *r = f->req;
@@ -358,10 +377,7 @@ static void write_body(fwd *f, const void *data, size_t len)
     int n = 0;
     if (r->chunked)
         n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
-    if (f->replay && evbuffer_get_length(f->replay) + len + 32 > REPLAY_MAX) {
-        evbuffer_free(f->replay);
-        f->replay = NULL;
-    }
+    keep_for_replay(f, len + 32);
     struct evbuffer *outs[2] = {f->uc ? pc_sock_output(f->uc->sock) : NULL,
                                 f->replay};
     for (int k = 0; k < 2; k++) {
@@ -387,10 +403,7 @@ static void h_body(pc_req *r, const char *data, size_t len)
 static void h_body_move(pc_req *r, struct evbuffer *src, size_t n)
 {
     fwd *f = r->handler_ctx;
-    if (f->replay && evbuffer_get_length(f->replay) + n > REPLAY_MAX) {
-        evbuffer_free(f->replay);
-        f->replay = NULL;
-    }
+    keep_for_replay(f, n);
     if (f->replay) {
         unsigned char *p = evbuffer_pullup(src, (ssize_t)n);
         evbuffer_add(f->replay, p, n);
