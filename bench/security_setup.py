@@ -279,6 +279,13 @@ def render(index, titles):
         rows.append("| %s | %.0f | %s | %s | %s | %s |" % (
             s, m["rps"], report.fmt_ms(m["p50"]), report.fmt_ms(m["p99"]),
             r, p))
+    # The noise floor, printed with the table: a ratio nearer to its target
+    # than a row's own run-to-run spread is not resolved by this run.
+    spread = ["%s %.2f" % (s, max(r["rps"] for r in groups[(s, t)]) /
+                            min(r["rps"] for r in groups[(s, t)]))
+              for s, t in order if groups[(s, t)]]
+    rows += ["", "Run-to-run spread (fastest / slowest run's req/s): " +
+             ", ".join(spread) + "."]
     verdicts = ["", "Targets of issue 4 (req/s ratio to bare):", ""]
     suspect = {n.split(",")[0] for n in notes}
     for s, want in TARGETS.items():

@@ -41,6 +41,7 @@ struct pc_jwt_cache {
     size_t capacity, count, mask;
     uint32_t head, tail, free_list;
     EVP_MD_CTX *md; /* reused for every key digest */
+    EVP_MD *sha256; /* fetched once: EVP_sha256() is looked up per call */
 };
 
 pc_jwt_cache *pc_jwt_cache_new(size_t capacity)
@@ -60,7 +61,8 @@ pc_jwt_cache *pc_jwt_cache_new(size_t capacity)
         c->buckets[i] = NIL;
     c->head = c->tail = NIL;
     c->md = EVP_MD_CTX_new();
-    if (!c->md) { /* the pc_xmalloc policy, for OpenSSL's allocation */
+    c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!c->md || !c->sha256) { /* the pc_xmalloc policy, for OpenSSL */
         fputs("portcullis: out of memory allocating a digest context\n",
               stderr);
         abort();
@@ -80,6 +82,7 @@ void pc_jwt_cache_free(pc_jwt_cache *c)
     free(c->e);
     free(c->buckets);
     EVP_MD_CTX_free(c->md);
+    EVP_MD_free(c->sha256);
     free(c);
 }
 
@@ -95,7 +98,7 @@ static int key_digest(pc_jwt_cache *c, uint64_t provider, const char *token,
 {
     unsigned int n = 0;
 
-    if (EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1 ||
+    if (EVP_DigestInit_ex(c->md, c->sha256, NULL) != 1 ||
         EVP_DigestUpdate(c->md, &provider, sizeof(provider)) != 1 ||
         EVP_DigestUpdate(c->md, token, len) != 1 ||
         EVP_DigestFinal_ex(c->md, out, &n) != 1 || n != 32)
