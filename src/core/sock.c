@@ -58,7 +58,7 @@ struct pc_sock {
     unsigned reading : 1, readable : 1, writable : 1, connecting : 1,
         handshaking : 1, eof : 1, dead : 1, queued : 1, want_flush : 1,
         want_rcb : 1, want_wcb : 1, want_err : 1, read_wants_write : 1,
-        write_wants_read : 1;
+        write_wants_read : 1, rdhup : 1;
 };
 
 static void do_write(pc_sock *s);
@@ -145,11 +145,13 @@ static void do_read(pc_sock *s, int force)
             evbuffer_commit_space(s->in, &v, 1);
             got = 1;
             s->rmark = pc_now_ns();
-            if ((size_t)n < want && (!s->ssl || !SSL_has_pending(s->ssl))) {
+            if ((size_t)n < want && !s->rdhup &&
+                (!s->ssl || !SSL_has_pending(s->ssl))) {
                 /* A short read drained the socket (and OpenSSL holds no
                  * buffered record bytes, read-ahead being on): the next
                  * arrival raises a new edge, so skip the read that would
-                 * say EAGAIN. */
+                 * say EAGAIN. Not once the peer's FIN is in (EV_CLOSED):
+                 * it raises no further edge, so read on to the 0. */
                 s->readable = 0;
             }
         }
@@ -282,6 +284,8 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
     s->in_cb++;
     if (what & EV_READ)
         s->readable = 1;
+    if (what & EV_CLOSED)
+        s->readable = s->rdhup = 1;
     if (what & EV_WRITE)
         s->writable = 1;
     if (s->connecting) {
@@ -454,8 +458,10 @@ static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
     evbuffer_add_cb(s->out, out_cb, s);
     s->reading = 1;
     s->rmark = s->wmark = pc_now_ns();
-    event_assign(&s->io, l->base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
-                 io_cb, s);
+    /* EV_CLOSED (EPOLLRDHUP) tells a FIN that came with the last data apart
+     * from data alone. */
+    event_assign(&s->io, l->base, fd,
+                 EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, io_cb, s);
     evtimer_assign(&s->timer, l->base, timer_cb, s);
     if (ssl) {
         SSL_set_fd(ssl, fd);
