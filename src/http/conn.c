@@ -543,13 +543,13 @@ static void sink_head(pc_req *r, pc_resp *resp)
         pc_hw_header(&w, h->name, h->nlen, h->value, h->vlen);
     }
     pc_hw_header(&w, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
-    if (resp->content_length >= 0 && (!resp->no_body || resp->status != 204)) {
-        if (!(resp->status == 204 || (resp->status >= 100 && resp->status < 200))) {
-            pc_hw_add(&w, "Content-Length: ", 16);
-            pc_hw_u64(&w, (uint64_t)resp->content_length);
-            pc_hw_add(&w, "\r\n", 2);
-        }
-    } else if (!resp->no_body) {
+    /* A known length is passed on (HEAD and 304 included: it describes the
+     * representation); 204 never carries one (RFC 9110 §8.6). */
+    if (resp->content_length >= 0 && resp->status != 204) {
+        pc_hw_add(&w, "Content-Length: ", 16);
+        pc_hw_u64(&w, (uint64_t)resp->content_length);
+        pc_hw_add(&w, "\r\n", 2);
+    } else if (resp->content_length < 0 && !resp->no_body) {
         if (r->http_minor >= 1) {
             c->resp_chunked = 1;
             pc_hw_header(&w, "Transfer-Encoding", 17, "chunked", 7);
