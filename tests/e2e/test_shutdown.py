@@ -39,10 +39,12 @@ def in_flight(gw, up, path):
 
 
 def refused(port):
+    """True once new connections are turned away: refused, or reset when the
+    SYN landed in a listener's queue just as the listener closed."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
