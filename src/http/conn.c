@@ -565,25 +565,9 @@ static void sink_head(pc_req *r, pc_resp *resp)
     pc_hw_flush(&w);
 }
 
-static void sink_body(pc_req *r, const char *data, size_t len)
-{
-    pc_conn *c = conn_of(r);
-    struct evbuffer *out = pc_sock_output(c->sock);
-    if (len == 0)
-        return;
-    r->bytes_out += len;
-    if (c->resp_chunked) {
-        char hdr[24];
-        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
-        evbuffer_add(out, hdr, (size_t)n);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add(out, data, len);
-    }
-}
-
-static void sink_body_move(pc_req *r, struct evbuffer *src, size_t n)
+/* n body bytes to the client, copied from data or moved out of src,
+ * framed as a chunk when the response is chunked. */
+static void body_out(pc_req *r, const char *data, struct evbuffer *src, size_t n)
 {
     pc_conn *c = conn_of(r);
     struct evbuffer *out = pc_sock_output(c->sock);
@@ -594,11 +578,23 @@ static void sink_body_move(pc_req *r, struct evbuffer *src, size_t n)
         char hdr[24];
         int k = snprintf(hdr, sizeof hdr, "%zx\r\n", n);
         evbuffer_add(out, hdr, (size_t)k);
-        evbuffer_remove_buffer(src, out, n);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_remove_buffer(src, out, n);
     }
+    if (src)
+        evbuffer_remove_buffer(src, out, n);
+    else
+        evbuffer_add(out, data, n);
+    if (c->resp_chunked)
+        evbuffer_add(out, "\r\n", 2);
+}
+
+static void sink_body(pc_req *r, const char *data, size_t len)
+{
+    body_out(r, data, NULL, len);
+}
+
+static void sink_body_move(pc_req *r, struct evbuffer *src, size_t n)
+{
+    body_out(r, NULL, src, n);
 }
 
 static void sink_end(pc_req *r)

@@ -50,21 +50,28 @@ struct keyword {
     size_t off; /* field of pc_schema_node the handler fills, when generic */
 };
 
+/* Records the first compile error (message and where) and returns -1. */
+static int vfail(cctx *c, const char *where, const char *fmt, va_list ap)
+{
+    if (c->failed)
+        return -1;
+    c->failed = 1;
+    if (c->err && c->errlen)
+        vsnprintf(c->err, c->errlen, fmt, ap);
+    if (c->where && c->wherelen)
+        snprintf(c->where, c->wherelen, "%s", where);
+    return -1;
+}
+
 static int fail(cctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int fail(cctx *c, const char *fmt, ...)
 {
-    if (c->failed)
-        return -1;
-    c->failed = 1;
     va_list ap;
     va_start(ap, fmt);
-    if (c->err && c->errlen)
-        vsnprintf(c->err, c->errlen, fmt, ap);
+    vfail(c, c->path, fmt, ap);
     va_end(ap);
-    if (c->where && c->wherelen)
-        snprintf(c->where, c->wherelen, "%s", c->path);
     return -1;
 }
 
@@ -602,16 +609,10 @@ static int fail_at(cctx *c, const char *where, const char *fmt, ...)
 
 static int fail_at(cctx *c, const char *where, const char *fmt, ...)
 {
-    if (c->failed)
-        return -1;
-    c->failed = 1;
     va_list ap;
     va_start(ap, fmt);
-    if (c->err && c->errlen)
-        vsnprintf(c->err, c->errlen, fmt, ap);
+    vfail(c, where, fmt, ap);
     va_end(ap);
-    if (c->where && c->wherelen)
-        snprintf(c->where, c->wherelen, "%s", where);
     return -1;
 }
 
