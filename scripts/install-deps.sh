@@ -1,11 +1,19 @@
 #!/bin/sh
-# Installs what `make`, `make run`, `make test` and bench/ need on Debian 12.
-# Idempotent: does nothing (no apt-get at all) when every package is present.
+# Installs what `make`, `make run`, `make test`, `make fuzz` and bench/ need
+# on Debian 12. Idempotent: does nothing (no apt-get at all) when every
+# package is present.
+#   build: build-essential pkg-config, libevent-dev (2.1 with _openssl and
+#     _pthreads), libssl-dev (OpenSSL 3), libjansson-dev, libyaml-dev,
+#     libhiredis-dev, node-llhttp (llhttp's C sources, compiled at build time)
+#   tests: libcriterion-dev (unit-test runner), python3 + python3-pytest
+#     (end-to-end tests), openssl (test certificates and keys), procps
+#   fuzz: clang (libFuzzer with ASan/UBSan)
+#   bench: nginx-light (origin and the proxy we compare with), wrk, curl
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
-redis-server nginx-light wrk clang curl procps"
+nginx-light wrk clang curl procps"
 
 missing=""
 for p in $PKGS; do
@@ -26,8 +34,8 @@ fi
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# nginx and redis are used as test/bench helpers only; do not let their
-# packages start system services that would hold ports.
+# nginx is a bench helper only: its package must not start a system
+# service that would hold ports.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
