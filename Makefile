@@ -108,7 +108,7 @@ FUZZ_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/fuzz/obj/llhttp/%.o,$(LLHTTP_S
 
 build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCS) $(DEFS) -c -o $@ $<
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
 
 build/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
@@ -117,7 +117,10 @@ build/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(FUZZ_LLHTTP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CSTD) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $(INCS) \
-	  -o $@ $< $(FUZZ_OBJS) $(FUZZ_LLHTTP) $(PKG_LIBS) -lpthread -lm
+	  -MMD -MP -o $@ $< $(FUZZ_OBJS) $(FUZZ_LLHTTP) $(PKG_LIBS) -lpthread -lm
+
+# Kept between runs (make would delete them as intermediate files).
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_LLHTTP)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -142,4 +145,5 @@ format:
 clean:
 	rm -rf build
 
--include $(REL_OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+-include $(REL_OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) \
+  $(FUZZ_BINS:=.d)
