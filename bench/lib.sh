@@ -1,4 +1,5 @@
 # bench/lib.sh: helpers shared by run.sh, idle.sh and stream.sh (sourced,
+# shellcheck shell=bash
 # bash). It owns the scratch directory, the processes the benchmarks start,
 # and the generated configurations of the three servers, so that every
 # benchmark measures portcullis and nginx configured the same way. It must
@@ -334,4 +335,24 @@ machine_info() {
     echo "$(nproc) cores ($cpu), Linux $(uname -r)," \
         "$("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 |
             awk '{print $1, $2}')"
+}
+
+# rotate N WORDS...: WORDS rotated left by N, so that no target or scenario
+# always runs right after the same other one.
+rotate() {
+    local n=$1
+    shift
+    local a=("$@") i
+    for ((i = 0; i < ${#a[@]}; i++)); do
+        printf '%s ' "${a[$(((i + n) % ${#a[@]}))]}"
+    done
+}
+
+# alive_or_die NAME PID LOG: a server that died under load would turn every
+# later row into wrk connection errors: stop at once, show its log's tail.
+alive_or_die() {
+    if ! kill -0 "$2" 2>/dev/null; then
+        tail -n 20 "$3" >&2 || true
+        die "$1 (pid $2) died during the benchmark"
+    fi
 }

@@ -116,21 +116,7 @@ check_alive() {
         nginx) pid=$NX_PID log=$TMP/nx$1/error.log ;;
         esac
         [ -z "$pid" ] && continue
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2 || true
-            die "$name (pid $pid) died during the benchmark"
-        fi
-    done
-}
-
-# rotate N WORDS...: WORDS rotated left by N, so that no target always runs
-# right after the same other one.
-rotate() {
-    local n=$1
-    shift
-    local a=("$@") i
-    for ((i = 0; i < ${#a[@]}; i++)); do
-        printf '%s ' "${a[$(((i + n) % ${#a[@]}))]}"
+        alive_or_die "$name" "$pid" "$log"
     done
 }
 

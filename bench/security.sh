@@ -226,21 +226,7 @@ check_alive() {
         portcullis) pid=$PC_PID log=$TMP/small/stderr.log ;;
         portcullis-1000) pid=$AL_PID log=$TMP/all/stderr.log ;;
         esac
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2 || true
-            die "$name (pid $pid) died during the benchmark"
-        fi
-    done
-}
-
-# rotate N WORDS...: as in run.sh, so that no scenario always runs right
-# after the same other one.
-rotate() {
-    local n=$1
-    shift
-    local a=("$@") i
-    for ((i = 0; i < ${#a[@]}; i++)); do
-        printf '%s ' "${a[$(((i + n) % ${#a[@]}))]}"
+        alive_or_die "$name" "$pid" "$log"
     done
 }
 

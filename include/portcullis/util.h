@@ -22,6 +22,12 @@ int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);
 int pc_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Seconds since the Unix epoch from the precise wall clock. Not time(2):
+ * glibc serves it from the coarse clock, which can lag a second boundary by
+ * a tick, so a token issued "now" by a precise clock would look issued in
+ * the future. */
+int64_t pc_unix_now(void);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t pc_now_ns(void);
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "portcullis/chain.h"
 #include "portcullis/jwt.h"
@@ -469,7 +468,7 @@ static pc_verdict auth_on_request(pc_req *req)
         ws->cache = pc_jwt_cache_new(CACHE_ENTRIES);
         ws->generation = req->cfg->generation;
     }
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = pc_unix_now();
     json_t *claims = pc_jwt_cache_get(ws->cache, (uint64_t)(uintptr_t)a->p, tok, len, now);
     if (claims)
         return authorize(req, a, claims);

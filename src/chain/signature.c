@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "portcullis/chain.h"
 #include "portcullis/units.h"
@@ -187,7 +186,7 @@ static int check_stripe(const sig_policy *s, const char *hv, const void *body,
             return 0;
         t = t * 10 + (ts[i] - '0');
     }
-    long long now = (long long)time(NULL);
+    long long now = (long long)pc_unix_now();
     long long tol = (long long)(s->tolerance_ms / 1000);
     if (t < now - tol || t > now + tol)
         return 0;

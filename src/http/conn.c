@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn_int.h"
 #include "portcullis/chain.h"
@@ -477,6 +478,11 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     SSL *ssl = NULL;
     if (ssl_ctx) {
         ssl = SSL_new(ssl_ctx);
+        if (!ssl) { /* never fall back to plain text on a TLS listener */
+            close(fd);
+            free(c);
+            return NULL;
+        }
         c->tls = 1;
     }
     c->sock = pc_sock_accept(w->sockloop, fd, ssl);

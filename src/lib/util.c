@@ -67,6 +67,13 @@ int pc_strieq(const char *a, size_t alen, const char *b, size_t blen)
     return 1;
 }
 
+int64_t pc_unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
 uint64_t pc_now_ns(void)
 {
     struct timespec ts;
