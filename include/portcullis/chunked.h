@@ -1,9 +1,12 @@
 /* chunked.h: a strict decoder for the chunked transfer coding of request
- * bodies (RFC 9112 §7.1), used instead of llhttp's lenient one so that
+ * and response bodies (RFC 9112 §7.1), used instead of llhttp's lenient one so that
  * nothing ambiguous reaches an upstream: chunk sizes are 1-16 hex digits,
  * every line ends in CRLF (no bare LF, no bare CR), chunk data must be
  * followed by CRLF, extensions are `;name[=value]` of visible characters,
- * and the trailer section is bounded. Pure: no allocation, no I/O. */
+ * and the trailer section is bounded. Trailer lines must be valid field
+ * lines (token, colon, field value: RFC 9110 §5.1, §5.5): a line without a
+ * colon is an error, never a swallowed "trailer" that another parser would
+ * read as the next request. Pure: no allocation, no I/O. */
 #ifndef PORTCULLIS_CHUNKED_H
 #define PORTCULLIS_CHUNKED_H
 
@@ -17,6 +20,9 @@ typedef struct pc_chunked {
     size_t line;         /* bytes of the current extension / trailer line */
     size_t trailer;      /* bytes of the trailer section so far */
     size_t max_trailer;  /* limit for the trailer section */
+    unsigned fields;     /* trailer fields so far */
+    unsigned max_fields; /* limit for trailer fields */
+    int colon;           /* the current trailer line has had its colon */
 } pc_chunked;
 
 typedef enum {
@@ -25,8 +31,9 @@ typedef enum {
     PC_CHUNKED_ERROR = -1, /* malformed; *err says why */
 } pc_chunked_status;
 
-/* Starts a body; trailer sections larger than max_trailer are errors. */
-void pc_chunked_init(pc_chunked *c, size_t max_trailer);
+/* Starts a body; a trailer section larger than max_trailer bytes or with
+ * more than max_fields fields is an error. */
+void pc_chunked_init(pc_chunked *c, size_t max_trailer, unsigned max_fields);
 
 /* Decodes in[0..len). Every run of chunk data is passed to data(ctx, p, n)
  * (p points into in). *used is set to the bytes consumed: all of len for

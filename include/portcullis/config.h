@@ -74,6 +74,14 @@ typedef struct pc_target {
     socklen_t addrlen;
     uint32_t weight;              /* default 1, 1..1000 */
     size_t index;                 /* position within its upstream */
+    char *pool_key;               /* names this target's connection pools:
+                                     the URL plus everything that changes
+                                     the connection made (resolved address;
+                                     for https tls_verify and the CA file's
+                                     SHA-256), so upstreams that differ in
+                                     any of these never share a pooled
+                                     connection; stable across reloads
+                                     that keep them (config_upstream.c) */
 } pc_target;
 
 typedef enum { PC_BAL_ROUND_ROBIN, PC_BAL_LEAST_CONN, PC_BAL_IP_HASH } pc_balance;
@@ -143,6 +151,9 @@ typedef struct pc_config {
     size_t nroutes;
     pc_trie *trie;               /* routes compiled; data = pc_route* */
     void *stage_global[PC_STAGE_MAX]; /* per stage: its top-level block */
+    json_t *env_mask;            /* which values came from ${ENV}, so that
+                                    /admin/config hides them; NULL when
+                                    none (built by config_json.c, owned) */
     uint64_t generation;         /* 1 for the first load, +1 per reload
                                     (the loader sets 1; the reloader sets
                                     old->generation + 1) */
@@ -163,8 +174,11 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
 pc_config *pc_config_ref(pc_config *c);
 void pc_config_unref(pc_config *c); /* frees at zero; NULL is a no-op */
 
-/* The loaded config as JSON for GET /admin/config; secrets (admin.token and
- * any later secret/password keys) are "***". Caller owns the result. */
+/* The loaded config as JSON for GET /admin/config. Shown as "***": every
+ * value that came from ${ENV} (wholly, even when the reference was part of
+ * a longer string), the secrets (token, secret and password keys), and
+ * headers.*.set values whose header name says they carry a credential.
+ * Caller owns the result. */
 json_t *pc_config_to_json(const pc_config *c);
 
 /* p made absolute against the config file's directory; caller frees. */

@@ -31,6 +31,7 @@
 #include "portcullis/cidr.h"
 #include "portcullis/config.h"
 #include "portcullis/errors.h"
+#include "portcullis/framing_t.h"
 #include "portcullis/trie.h"
 
 typedef struct pc_worker pc_worker;
@@ -64,8 +65,8 @@ struct pc_resp {
     int http_minor;      /* of the upstream response */
     const char *reason;  /* arena or static */
     pc_headers headers;  /* end-to-end headers only (hop-by-hop removed) */
-    int64_t content_length; /* -1 when unknown */
-    int no_body;         /* HEAD / 204 / 304: nothing follows the head */
+    pc_framing framing;  /* how the upstream delimited the body (framing.h);
+                            conn frames it towards the client itself */
 };
 
 typedef struct pc_sink_ops {
@@ -124,9 +125,12 @@ struct pc_req {
     const char *query;     /* after '?', or NULL */
     const char *host;      /* authority (Host or absolute-form), with port */
     const char *hostname;  /* host without port, lower-case */
-    pc_headers headers;
-    int64_t content_length;/* -1 when absent */
-    int chunked;
+    pc_headers headers;    /* as the client sent them (validated) */
+    pc_headers gw_headers; /* headers the gateway adds upstream from a stage
+                              (forwarded claims): never subject to the
+                              client's Connection or to route rules */
+    pc_framing framing;    /* request body framing (framing.h): NONE,
+                              LENGTH or CHUNKED */
     int expect_continue;
     int keepalive;         /* client wants to keep the connection */
     int tls;               /* arrived over TLS */

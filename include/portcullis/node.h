@@ -19,6 +19,9 @@ struct pc_node {
     int is_null;    /* SCALAR: plain null / ~ / empty */
     int bad;        /* SCALAR: its error is already reported (unset ${ENV},
                        alias placeholder): readers fail without a new one */
+    int from_env;   /* SCALAR: 1 when its text had a ${NAME} (even inside a
+                       larger string, even an empty one): /admin/config
+                       shows such a value only as "***" */
     size_t n;       /* MAP: pairs; SEQ: items */
     pc_node **keys; /* MAP: key scalars, n of them */
     pc_node **vals; /* MAP: values; SEQ: items */

@@ -12,7 +12,9 @@
 #include <strings.h>
 
 #include "portcullis/chain.h"
+#include "portcullis/headers.h"
 #include "portcullis/jwt.h"
+#include "portcullis/log.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
@@ -92,6 +94,35 @@ static pc_kv *read_map(const pc_node *n, const char *name, size_t *count,
         kv[*count].name = pc_xstrdup(n->keys[i]->value);
         kv[*count].value = v;
         (*count)++;
+    }
+    return kv;
+}
+
+/* forward_claims: claim -> header. The header must be a token and not one
+ * the gateway owns: framing, Host, hop-by-hop, X-Forwarded-*, Forwarded,
+ * X-Request-Id (a claim would replace the gateway's value, or frame the
+ * request differently), nor Authorization (its client copy is removed
+ * before the token is read). */
+static pc_kv *read_forward(const pc_node *n, size_t *count, pc_errors *err)
+{
+    static const char *const owned[] = {
+        "content-length", "transfer-encoding", "host", "expect",
+        "authorization", "forwarded", "x-request-id", NULL};
+    pc_kv *kv = read_map(n, "forward_claims", count, err);
+    for (size_t i = 0; kv && i < *count; i++) {
+        const char *h = kv[i].value;
+        size_t hl = strlen(h);
+        int bad = !pc_header_name_valid(h, hl) || pc_header_is_hop_by_hop(h, hl) ||
+                  (hl >= 12 && pc_strieq(h, 12, "x-forwarded-", 12));
+        for (int k = 0; !bad && owned[k]; k++)
+            bad = pc_strieq(h, hl, owned[k], strlen(owned[k]));
+        if (bad) {
+            const pc_node *at = pc_node_get(n, kv[i].name);
+            pc_errors_add(err, at ? at : n,
+                          "forward_claims: header '%s' cannot carry a claim: "
+                          "it is not a header name or the gateway manages it",
+                          h);
+        }
     }
     return kv;
 }
@@ -208,7 +239,7 @@ static void read_provider(provider *x, pc_config *c, const pc_node *n,
     if ((v = pc_node_get(n, "leeway")) && pc_node_duration(v, "leeway", &leeway, err) == 0)
         x->pol.leeway = (int64_t)(leeway / 1000);
     if ((v = pc_node_get(n, "forward_claims")))
-        x->forward = read_map(v, "forward_claims", &x->nforward, err);
+        x->forward = read_forward(v, &x->nforward, err);
     read_keys(x, c, n, err);
     char why[160];
     if (x->keys && x->pol.algorithms &&
@@ -384,22 +415,26 @@ static int claim_matches(const json_t *c, const char *want)
 }
 
 /* Header value of a claim: strings as they are, other values as compact
- * JSON (arrays of strings joined by ", "). CR/LF never reach a header. */
+ * JSON. A value that cannot be a field value (CR, LF, NUL or any other
+ * control character, RFC 9110 §5.5) gives NULL: the header is not sent
+ * (docs/jwt.md), never a cleaned-up guess of what the issuer meant. */
 static const char *claim_text(pc_req *req, const json_t *c)
 {
-    char *t;
-    if (json_is_string(c))
+    const char *t;
+    size_t n;
+    if (json_is_string(c)) {
         t = pc_arena_strndup(req->arena, json_string_value(c), json_string_length(c));
-    else {
+        n = json_string_length(c);
+    } else {
         char *d = json_dumps(c, JSON_ENCODE_ANY | JSON_COMPACT);
         if (!d)
             return NULL;
-        t = pc_arena_strndup(req->arena, d, strlen(d));
+        n = strlen(d);
+        t = pc_arena_strndup(req->arena, d, n);
         free(d);
     }
-    for (char *p = t; *p; p++)
-        if (*p == '\r' || *p == '\n' || *p == '\0')
-            *p = ' ';
+    if (strlen(t) != n || !pc_header_value_valid(t, n))
+        return NULL;
     return t;
 }
 
@@ -430,8 +465,11 @@ static pc_verdict authorize(pc_req *req, const auth_policy *a, const json_t *cla
         const json_t *c = json_object_get(claims, p->forward[i].name);
         const char *v = c ? claim_text(req, c) : NULL;
         if (v)
-            pc_headers_add(&req->headers, req->arena, p->forward[i].value,
+            pc_headers_add(&req->gw_headers, req->arena, p->forward[i].value,
                            strlen(p->forward[i].value), v, strlen(v));
+        else if (c)
+            pc_log(PC_LOG_DEBUG, "claim '%s' not forwarded: its value has "
+                   "control characters", p->forward[i].name);
     }
     const json_t *sub = json_object_get(claims, "sub");
     if (json_is_string(sub))

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "portcullis/chain.h"
+#include "portcullis/framing.h"
 #include "portcullis/util.h"
 
 typedef struct buffering {
@@ -30,8 +31,10 @@ static void b_body_end(pc_req *req)
     req->handler = NULL;
     req->handler_ctx = NULL;
     /* The whole body is here: from now on it has a known length. */
-    req->chunked = 0;
-    req->content_length = (int64_t)evbuffer_get_length(req->body);
+    req->framing = (pc_framing){.kind = PC_FRAME_LENGTH,
+                                .length = evbuffer_get_length(req->body),
+                                .has_length = 1,
+                                .close_after = req->framing.close_after};
     done(req);
 }
 
@@ -57,7 +60,7 @@ static const pc_handler_ops buffering_ops = {
 
 pc_verdict pc_chain_buffer_body(pc_req *req, void (*done)(pc_req *req))
 {
-    if (req->body || !(req->chunked || req->content_length > 0))
+    if (req->body || !pc_framing_has_body(&req->framing))
         return PC_NEXT;
     req->body = evbuffer_new();
     buffering *b = pc_xcalloc(1, sizeof *b);

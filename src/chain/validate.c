@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "portcullis/chain.h"
+#include "portcullis/framing.h"
 #include "portcullis/jsonschema.h"
 #include "portcullis/util.h"
 
@@ -146,7 +147,7 @@ static int type_allowed(const validate_policy *v, const char *ct)
         const char *t = v->types[i];
         size_t tl = strlen(t);
         if (tl >= 2 && t[tl - 1] == '*' && t[tl - 2] == '/') {
-            if (len >= tl - 1 && pc_strieq(ct, tl - 1, t, tl - 1))
+            if (len > tl - 1 && pc_strieq(ct, tl - 1, t, tl - 1))
                 return 1;
         } else if (pc_strieq(ct, len, t, tl)) {
             return 1;
@@ -196,9 +197,9 @@ static pc_verdict validate_on_request(pc_req *req)
     const validate_policy *v = pc_chain_policy(req, req->stage);
     if (!v)
         return PC_NEXT;
-    int has_body = req->chunked || req->content_length > 0;
+    int has_body = pc_framing_has_body(&req->framing);
     if (v->max_body) {
-        if (req->content_length > 0 && (uint64_t)req->content_length > v->max_body) {
+        if (req->framing.kind == PC_FRAME_LENGTH && req->framing.length > v->max_body) {
             req->sink->error(req, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
             return PC_DONE;
         }

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <openssl/tls1.h>
@@ -600,6 +601,7 @@ static void config_free(pc_config *c)
     pc_config_free_routes(c);
     pc_chain_free_global(c);
     pc_config_free_upstreams(c);
+    json_decref(c->env_mask);
     free(c->file);
     free(c->dir);
     free(c);
@@ -651,6 +653,7 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
     }
     if (!c->trie) /* no routes: every request gets 404, from an empty trie */
         c->trie = pc_trie_new();
+    c->env_mask = pc_config_env_mask(root);
     return c;
 }
 

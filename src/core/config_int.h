@@ -35,6 +35,11 @@ int pc_config_nonempty(const pc_node *n, const char *name, char **out,
 /* 1 when s is a 1..128 character name of [A-Za-z0-9_.-]. */
 int pc_config_valid_name(const char *s);
 
+/* What /admin/config must hide because it came from ${ENV} (config_json.c),
+ * found from the nodes' from_env flags. NULL when the document has no
+ * ${NAME}; otherwise the caller owns it (pc_config.env_mask). */
+json_t *pc_config_env_mask(const pc_node *root);
+
 /* The `upstreams:` block (config_upstream.c). Fills c->upstreams; an
  * upstream is registered under its name even when its body has errors, so
  * that routes naming it do not add a second, misleading error. */

@@ -1,7 +1,27 @@
 /* config_json.c: the loaded configuration as JSON for GET /admin/config,
  * shaped like the YAML (durations as strings such as "10s", sizes as byte
- * counts). It must never reveal a secret: admin.token and the values of
- * credential-bearing headers in `headers.*.set` are replaced by "***". */
+ * counts). It must never reveal a secret. Replaced by "***": every value
+ * that came from ${ENV} (CONTRACT §2: any scalar may hold one, and what an
+ * operator keeps out of the file is what must not be shown), every
+ * token / secret / password key, and headers.*.set values whose name says
+ * they carry a credential.
+ *
+ * DESIGN: the loader keeps no node tree, so at load pc_config_env_mask
+ * records where the env-derived scalars sat, as a skeleton shaped like the
+ * document, and their texts:
+ *
+ *     YAML                              env_mask
+ *     upstreams:                        {"at": {"upstreams": {"a":
+ *       a: {targets: [{url: ${U}}]}         {"targets": [{"url": true}]}}},
+ *                                        "text": ["http://10.0.0.5:80"]}
+ *
+ * The JSON view is laid over "at": a `true` hides the value there, whatever
+ * its type (a duration, a number, a string), a "key" hides an env-derived
+ * key and its value; where the two shapes differ, every scalar below is
+ * hidden. Then any string value equal to one of the texts (or, for texts of
+ * CONTAINED_MIN bytes or more, containing one) is hidden wherever it
+ * appears: a copy shown in another place (a sorted list, a name referred
+ * to) does not leak either. */
 #include <jansson.h>
 #include <openssl/tls1.h>
 #include <stdlib.h>
@@ -14,6 +34,9 @@
 #include "portcullis/util.h"
 
 #define MASK "***"
+/* Shorter env texts (a port, "GET", "true") are hidden only where they are
+ * the whole value: inside longer strings they would hide unrelated ones. */
+#define CONTAINED_MIN 8
 
 static json_t *dur(uint64_t ms)
 {
@@ -181,6 +204,188 @@ static json_t *route_json(const pc_route *r)
     return o;
 }
 
+/* ---- values from ${ENV} ------------------------------------------------ */
+
+static void add_text(json_t *texts, const char *v)
+{
+    json_t *t = str_or_null(v); /* the same text the view would show */
+    if (*v && json_is_string(t))
+        json_array_append(texts, t);
+    json_decref(t);
+}
+
+/* The skeleton of n: true for an env-derived scalar, "key" for the value
+ * of an env-derived key (both are hidden), a container for one holding
+ * such, NULL when clean. */
+static json_t *env_tree(const pc_node *n, json_t *texts)
+{
+    if (n->kind == PC_NODE_SCALAR) {
+        if (!n->from_env)
+            return NULL;
+        add_text(texts, n->value);
+        return json_true();
+    }
+    json_t *m = n->kind == PC_NODE_MAP ? json_object() : json_array();
+    int any = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        json_t *sub = env_tree(n->vals[i], texts);
+        if (n->kind == PC_NODE_SEQ) {
+            json_array_append_new(m, sub ? sub : json_null());
+            any |= sub != NULL;
+            continue;
+        }
+        const pc_node *k = n->keys[i];
+        if (k->kind == PC_NODE_SCALAR && k->from_env) {
+            add_text(texts, k->value);
+            json_decref(sub);
+            sub = json_string("key");
+        }
+        if (sub && k->kind == PC_NODE_SCALAR)
+            any |= json_object_set_new(m, k->value, sub) == 0;
+        else
+            json_decref(sub);
+    }
+    if (!any) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+json_t *pc_config_env_mask(const pc_node *root)
+{
+    json_t *texts = json_array(), *at = env_tree(root, texts);
+    if (!at) {
+        json_decref(texts);
+        return NULL;
+    }
+    return json_pack("{s:o,s:o}", "at", at, "text", texts);
+}
+
+static int is_leaf(const json_t *v)
+{
+    return !json_is_object(v) && !json_is_array(v);
+}
+
+/* Every scalar below v (containers kept) becomes "***". */
+static void hide_all(json_t *v)
+{
+    if (json_is_object(v)) {
+        for (void *it = json_object_iter(v); it;
+             it = json_object_iter_next(v, it)) {
+            json_t *x = json_object_iter_value(it);
+            if (is_leaf(x))
+                json_object_iter_set_new(v, it, json_string(MASK));
+            else
+                hide_all(x);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *x = json_array_get(v, i);
+            if (is_leaf(x))
+                json_array_set_new(v, i, json_string(MASK));
+            else
+                hide_all(x);
+        }
+    }
+}
+
+/* Replaces obj's key k (its value too) by "***", "***2", ... */
+static void hide_key(json_t *obj, const char *k)
+{
+    char name[32] = MASK;
+    for (size_t n = 2; json_object_get(obj, name); n++)
+        snprintf(name, sizeof name, MASK "%zu", n);
+    json_object_set_new(obj, name, json_string(MASK));
+    json_object_del(obj, k);
+}
+
+/* Lays the skeleton `at` over out (a container): see DESIGN above. */
+static void overlay(const json_t *at, json_t *out)
+{
+    if (json_is_object(at) && json_is_object(out)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)at, k, m) {
+            json_t *x = json_object_get(out, k);
+            if (!x)
+                continue;
+            if (json_is_string(m))
+                hide_key(out, k);
+            else if (json_is_true(m) || is_leaf(x))
+                json_object_set_new(out, k, json_string(MASK));
+            else
+                overlay(m, x);
+        }
+    } else if (json_is_array(at) && json_is_array(out) &&
+               json_array_size(at) == json_array_size(out)) {
+        for (size_t i = 0; i < json_array_size(out); i++) {
+            json_t *m = json_array_get(at, i), *x = json_array_get(out, i);
+            if (json_is_null(m))
+                continue;
+            if (json_is_true(m) || is_leaf(x))
+                json_array_set_new(out, i, json_string(MASK));
+            else
+                overlay(m, x);
+        }
+    } else {
+        hide_all(out);
+    }
+}
+
+/* 1 when s is one of the env texts, or contains a long one. */
+static int env_text(const json_t *texts, const char *s)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(texts, i, t) {
+        const char *v = json_string_value(t);
+        if (!strcasecmp(s, v) ||
+            (strlen(v) >= CONTAINED_MIN && strcasestr(s, v)))
+            return 1;
+    }
+    return 0;
+}
+
+static int hidden_text(const json_t *texts, const json_t *x)
+{
+    return texts && json_is_string(x) && env_text(texts, json_string_value(x));
+}
+
+/* Keys that hold a secret whatever their block (admin.token, jwt and
+ * verify_signature secret, and the redis / webhook ones to come). */
+static int secret_key(const char *k)
+{
+    return !strcmp(k, "token") || !strcmp(k, "secret") ||
+           !strcmp(k, "password");
+}
+
+/* Hides secret keys' values and string values that are env texts below
+ * v. Keys are left to overlay: names such as "prefix" or "path" are the
+ * view's own and must not vanish because a value happens to match. */
+static void hide_texts(json_t *v, const json_t *texts)
+{
+    if (json_is_object(v)) {
+        for (void *it = json_object_iter(v); it;
+             it = json_object_iter_next(v, it)) {
+            json_t *x = json_object_iter_value(it);
+            if ((secret_key(json_object_iter_key(it)) && !json_is_null(x)) ||
+                hidden_text(texts, x))
+                json_object_iter_set_new(v, it, json_string(MASK));
+            else
+                hide_texts(x, texts);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *x = json_array_get(v, i);
+            if (hidden_text(texts, x))
+                json_array_set_new(v, i, json_string(MASK));
+            else
+                hide_texts(x, texts);
+        }
+    }
+}
+
 json_t *pc_config_to_json(const pc_config *c)
 {
     json_t *o = json_object();
@@ -210,5 +415,8 @@ json_t *pc_config_to_json(const pc_config *c)
         json_array_append_new(routes, route_json(&c->routes[i]));
     json_object_set_new(o, "routes", routes);
     pc_chain_global_json(c, o);
+    if (c->env_mask)
+        overlay(json_object_get(c->env_mask, "at"), o);
+    hide_texts(o, c->env_mask ? json_object_get(c->env_mask, "text") : NULL);
     return o;
 }

@@ -1,7 +1,9 @@
 /* config_upstream.c: the `upstreams:` block: targets (URL parsed, host
  * resolved once with getaddrinfo), balancing, pool and timeout settings,
- * and the upstream TLS client context. It never opens a connection and
- * never resolves a name again after load. */
+ * the upstream TLS client context, and each target's pool key (what makes
+ * two targets' connections interchangeable). It never opens a connection
+ * and never resolves a name again after load. */
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +209,44 @@ static void read_settings(pc_config *c, pc_upstream *u, const pc_node *n,
     }
 }
 
+/* Sets every target's pool_key: "URL ADDRESS" and, for https, " verify=0"
+ * or " verify=1 ca=system" / " verify=1 ca=sha256:HEX" (the CA file's
+ * contents, so a reload with a replaced CA file gets fresh connections).
+ * A URL holds no space (parse_url), so different settings never make the
+ * same key. Errors go at n. */
+static void set_pool_keys(const pc_upstream *u, int https, const pc_node *n,
+                          pc_errors *err)
+{
+    char ca[80] = "ca=system", host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (https && u->tls_verify && u->ca_file) {
+        char hex[65];
+        if (pc_tls_file_sha256(u->ca_file, hex) < 0) {
+            pc_errors_add(err, n, "cannot read CA file '%s': %s", u->ca_file,
+                          strerror(errno));
+            return;
+        }
+        snprintf(ca, sizeof ca, "ca=sha256:%s", hex);
+    }
+    for (size_t i = 0; i < u->ntargets; i++) {
+        pc_target *t = &u->targets[i];
+        if (getnameinfo((const struct sockaddr *)&t->addr, t->addrlen, host,
+                        sizeof host, serv, sizeof serv,
+                        NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+            pc_errors_add(err, n, "cannot format the address of '%s'", t->url);
+            return;
+        }
+        size_t len = strlen(t->url) + strlen(host) + strlen(serv) +
+                     strlen(ca) + 32;
+        t->pool_key = pc_xmalloc(len);
+        if (!t->tls)
+            snprintf(t->pool_key, len, "%s [%s]:%s", t->url, host, serv);
+        else
+            snprintf(t->pool_key, len, "%s [%s]:%s verify=%d%s%s", t->url,
+                     host, serv, u->tls_verify ? 1 : 0,
+                     u->tls_verify ? " " : "", u->tls_verify ? ca : "");
+    }
+}
+
 static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
                           const pc_node *n, pc_errors *err)
 {
@@ -240,6 +280,8 @@ static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
         https |= u->targets[i].tls;
     if (https && err->n == before)
         pc_tls_client_ctx_new(u, n, err);
+    if (err->n == before)
+        set_pool_keys(u, https, n, err);
 }
 
 void pc_config_read_upstreams(pc_config *c, const pc_node *map, pc_errors *err)
@@ -263,6 +305,7 @@ void pc_config_free_upstreams(pc_config *c)
             free(u->targets[j].url);
             free(u->targets[j].host);
             free(u->targets[j].hostport);
+            free(u->targets[j].pool_key);
         }
         free(u->targets);
         free(u->ca_file);

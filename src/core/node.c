@@ -103,9 +103,10 @@ static void sbuf_add(sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* Expands every ${NAME}; a '$' not followed by '{' is kept as it is. On an
- * unset or malformed reference, records the error at the scalar, marks it
- * bad and keeps the raw text so later readers stay quiet. */
+/* Expands every ${NAME}; a '$' not followed by '{' is kept as it is, and
+ * a scalar that had a reference is marked from_env (its whole value may be
+ * a secret). On an unset or malformed reference, records the error at the
+ * scalar, marks it bad and keeps the raw text so later readers stay quiet. */
 static void expand_env(pc_node *n, pc_errors *err)
 {
     const char *s = n->value;
@@ -148,6 +149,7 @@ static void expand_env(pc_node *n, pc_errors *err)
     }
     free(n->value);
     n->value = b.p;
+    n->from_env = 1;
     return;
 bad:
     free(b.p);

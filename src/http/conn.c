@@ -28,6 +28,7 @@
 #include "portcullis/chain.h"
 #include "portcullis/chunked.h"
 #include "portcullis/conn.h"
+#include "portcullis/framing.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
 #include "portcullis/log.h"
@@ -92,7 +93,6 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->worker = c->w;
     r->cfg = pc_config_ref(c->w->cfg);
     r->start_ns = pc_now_ns();
-    r->content_length = -1;
     r->max_body = r->cfg->limits.max_body_bytes;
     r->tls = c->tls;
     r->peer = c->peer;
@@ -110,7 +110,6 @@ pc_req *pc_conn_new_req(pc_conn *c)
     c->msg_done = c->resp_started = c->resp_chunked = 0;
     c->fail = PC_ERR_NONE;
     c->fail_msg = NULL;
-    c->body_end_pending = 0;
     c->header_deadline = r->start_ns + c->w->cfg->limits.client_header_timeout *
                                            1000000ull;
     set_read_timeout(c, c->w->cfg->limits.client_header_timeout);
@@ -154,6 +153,17 @@ static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
     }
 }
 
+/* llhttp reads one head and pauses (request.c): every request starts on
+ * a fresh parser. */
+static void parser_init(pc_conn *c)
+{
+    llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
+    c->parser.data = c;
+    /* Let any single-digit version through llhttp so that a well-formed
+     * HTTP/1.2 or HTTP/2.0 gets 505 from on_version_complete, not 400. */
+    c->parser.lenient_flags |= LENIENT_VERSION;
+}
+
 static void scan_reset(pc_conn *c)
 {
     c->scan_lines = c->scan_linelen = 0;
@@ -177,14 +187,7 @@ static void finish_request(pc_conn *c)
         return;
     }
     set_read_timeout(c, c->w->cfg->limits.keepalive_timeout);
-    if (c->parser_reinit) {
-        c->parser_reinit = 0;
-        llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
-        c->parser.data = c;
-        c->parser.lenient_flags |= LENIENT_VERSION;
-    } else {
-        llhttp_resume(&c->parser);
-    }
+    parser_init(c);
     pc_sock_read(c->sock, 1);
     /* Pipelined bytes may already be waiting; do not recurse into the
      * handler that called us. */
@@ -235,9 +238,7 @@ static int scan_head(pc_conn *c, const unsigned char *p, size_t n)
 }
 
 
-/* Moves Content-Length body bytes to the handler without llhttp (the
- * parser stays paused at the head and is re-initialised for the next
- * request). */
+/* Moves Content-Length body bytes to the handler as they are. */
 static void move_body(pc_conn *c, struct evbuffer *in, size_t avail)
 {
     pc_req *r = c->req;
@@ -245,7 +246,6 @@ static void move_body(pc_conn *c, struct evbuffer *in, size_t avail)
     c->raw_left -= n;
     c->body_bytes += n;
     r->bytes_in += n;
-    c->parser_reinit = 1;
     if (c->body_bytes > r->max_body) {
         fail_request(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
         return;
@@ -288,7 +288,6 @@ static int decode_chunked(pc_conn *c, struct evbuffer *in)
     pc_chunked_status st =
         pc_chunked_decode(c->ck, v.iov_base, v.iov_len, &used, chunk_data, c, &why);
     evbuffer_drain(in, used);
-    c->parser_reinit = 1;
     if (c->fail != PC_ERR_NONE) {
         fail_request(c, c->fail, NULL);
         return -1;
@@ -309,6 +308,16 @@ static int decode_chunked(pc_conn *c, struct evbuffer *in)
 
 static void run_head(pc_conn *c)
 {
+    pc_req *r = c->req;
+    if (r->framing.kind == PC_FRAME_CHUNKED) {
+        /* Trailer fields count against what the head left of
+         * max_header_bytes and max_headers (CONTRACT §2 "Trailers"). */
+        uint64_t maxb = r->cfg->limits.max_header_bytes;
+        uint64_t maxf = r->cfg->limits.max_headers;
+        c->ck = pc_arena_alloc(r->arena, sizeof *c->ck);
+        pc_chunked_init(c->ck, maxb > c->head_bytes ? (size_t)(maxb - c->head_bytes) : 0,
+                        maxf > c->nheaders ? (unsigned)(maxf - c->nheaders) : 0);
+    }
     c->head_ready = 0;
     c->head_done = 1;
     c->keepalive = c->req->keepalive;
@@ -371,17 +380,8 @@ static void conn_process(pc_conn *c)
         if (in_head)
             c->head_bytes += used;
         evbuffer_drain(in, used);
-        if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
-            if (e == HPE_PAUSED_UPGRADE)
-                llhttp_resume_after_upgrade(&c->parser), llhttp_pause(&c->parser);
-            if (c->body_end_pending) {
-                c->body_end_pending = 0;
-                pc_req *r = c->req;
-                if (r && r->handler && r->handler->body_end)
-                    r->handler->body_end(r);
-            }
-            continue;
-        }
+        if (e == HPE_PAUSED && c->head_ready)
+            continue; /* a head, and only a head: run it */
         if (e != HPE_OK) {
             if (!c->req)
                 pc_conn_new_req(c);
@@ -490,11 +490,7 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
         free(c);
         return NULL;
     }
-    llhttp_init(&c->parser, HTTP_REQUEST, &pc_request_settings);
-    c->parser.data = c;
-    /* Let any single-digit version through llhttp so that a well-formed
-     * HTTP/1.2 or HTTP/2.0 gets 505 from on_version_complete, not 400. */
-    c->parser.lenient_flags |= LENIENT_VERSION;
+    parser_init(c);
     c->keepalive = 1;
     pc_worker_conn_opened(w, c);
     pc_sock_setcb(c->sock, read_cb, write_cb, event_cb, c);
@@ -533,11 +529,15 @@ static void sink_head(pc_req *r, pc_resp *resp)
     pc_hwrite w;
     c->resp_started = 1;
     r->status = resp->status;
-    if (r->route)
-        pc_headers_apply_rules(&resp->headers, r->arena, &r->route->resp_headers);
-    pc_headers_remove(&resp->headers, "x-request-id");
+    pc_headers_downstream(&resp->headers, r->arena,
+                          r->route ? &r->route->resp_headers : NULL);
     if (!c->msg_done || c->w->draining)
         c->keepalive = 0;
+    /* The client's side is framed by us, whatever the upstream did. */
+    pc_framing out = pc_framing_out(&resp->framing, r->http_minor);
+    c->resp_chunked = out.kind == PC_FRAME_CHUNKED;
+    if (out.kind == PC_FRAME_CLOSE)
+        c->keepalive = 0; /* close-delimited for HTTP/1.0 */
     pc_hw_init(&w, pc_sock_output(c->sock));
     pc_hw_add(&w, "HTTP/1.1 ", 9);
     pc_hw_u64(&w, (uint64_t)resp->status);
@@ -549,20 +549,7 @@ static void sink_head(pc_req *r, pc_resp *resp)
         pc_hw_header(&w, h->name, h->nlen, h->value, h->vlen);
     }
     pc_hw_header(&w, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
-    /* A known length is passed on (HEAD and 304 included: it describes the
-     * representation); 204 never carries one (RFC 9110 §8.6). */
-    if (resp->content_length >= 0 && resp->status != 204) {
-        pc_hw_add(&w, "Content-Length: ", 16);
-        pc_hw_u64(&w, (uint64_t)resp->content_length);
-        pc_hw_add(&w, "\r\n", 2);
-    } else if (resp->content_length < 0 && !resp->no_body) {
-        if (r->http_minor >= 1) {
-            c->resp_chunked = 1;
-            pc_hw_header(&w, "Transfer-Encoding", 17, "chunked", 7);
-        } else {
-            c->keepalive = 0; /* close-delimited for HTTP/1.0 */
-        }
-    }
+    pc_framing_write_header(&out, resp->status, &w);
     if (!c->keepalive)
         pc_hw_header(&w, "Connection", 10, "close", 5);
     else if (r->http_minor == 0)
@@ -652,8 +639,6 @@ static void sink_start_body(pc_req *r)
         evbuffer_add(pc_sock_output(c->sock),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
     set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
-    if (!c->raw_left && !c->ck)
-        llhttp_resume(&c->parser);
     pc_sock_read(c->sock, 1);
     pc_sock_trigger_read(c->sock);
 }

@@ -55,8 +55,6 @@ struct pc_conn {
     unsigned read_paused : 1;  /* body backpressure */
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
-    unsigned body_end_pending : 1; /* tell the handler after llhttp returns */
-    unsigned parser_reinit : 1;    /* llhttp left paused at a head: re-init */
     unsigned scan_done : 1;        /* head scan reached the empty line */
     pc_errcode fail;           /* set by parser callbacks */
     const char *fail_msg;

@@ -141,3 +141,132 @@ void pc_headers_apply_rules(pc_headers *h, pc_arena *a,
                        r->set[i].value, strlen(r->set[i].value));
     }
 }
+
+int pc_header_name_valid(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= 'A' && ch <= 'Z') || (ch && strchr(extra, ch))))
+            return 0;
+    }
+    return 1;
+}
+
+int pc_header_value_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static int is_name(const pc_header *h, const char *name)
+{
+    return pc_strieq(h->name, h->nlen, name, strlen(name));
+}
+
+/* Step 2 of pc_headers_upstream: a client header whose name the gateway
+ * manages. */
+static int gateway_managed(const pc_req *r, const pc_header *h, int trusted)
+{
+    static const char *const managed[] = {
+        "host", "content-length", "transfer-encoding", "expect",
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-request-id", NULL};
+    for (int i = 0; managed[i]; i++)
+        if (is_name(h, managed[i]))
+            return 1;
+    if (!trusted && (is_name(h, "forwarded") ||
+                     (h->nlen > 12 && pc_strieq(h->name, 12, "x-forwarded-", 12))))
+        return 1;
+    for (uint32_t i = 0; i < r->gw_headers.n; i++)
+        if (pc_strieq(h->name, h->nlen, r->gw_headers.v[i].name,
+                      r->gw_headers.v[i].nlen))
+            return 1;
+    return 0;
+}
+
+/* X-Forwarded-For: every value the client sent, then the peer. */
+static void add_forwarded_for(const pc_req *r, pc_headers *out, pc_arena *a)
+{
+    size_t len = strlen(r->peer_text);
+    for (uint32_t i = 0; i < r->headers.n; i++)
+        if (is_name(&r->headers.v[i], "x-forwarded-for"))
+            len += r->headers.v[i].vlen + 2;
+    char *v = pc_arena_alloc(a, len + 1), *p = v;
+    for (uint32_t i = 0; i < r->headers.n; i++) {
+        const pc_header *h = &r->headers.v[i];
+        if (!is_name(h, "x-forwarded-for") || h->vlen == 0)
+            continue;
+        memcpy(p, h->value, h->vlen);
+        p += h->vlen;
+        *p++ = ',';
+        *p++ = ' ';
+    }
+    memcpy(p, r->peer_text, strlen(r->peer_text));
+    p += strlen(r->peer_text);
+    *p = '\0';
+    pc_headers_add(out, a, "X-Forwarded-For", 15, v, (size_t)(p - v));
+}
+
+/* Step 4: the gateway's value replaces any copy a rule set. */
+static void set_own(pc_headers *out, pc_arena *a, const char *name,
+                    size_t nlen, const char *v, size_t vlen)
+{
+    pc_headers_remove(out, name);
+    pc_headers_add(out, a, name, nlen, v, vlen);
+}
+
+void pc_headers_upstream(const pc_req *r, int peer_trusted,
+                         const pc_header_rules *rules, pc_headers *out,
+                         pc_arena *a)
+{
+    /* The entries are shared with the client's list (arena strings that
+     * live as long as the request); only the array is new. */
+    uint32_t cap = r->headers.n + r->gw_headers.n + 8;
+    if (rules)
+        cap += (uint32_t)rules->nset;
+    *out = (pc_headers){.v = pc_arena_alloc(a, cap * sizeof *out->v), .cap = cap};
+    if (r->headers.n)
+        memcpy(out->v, r->headers.v, r->headers.n * sizeof *out->v);
+    out->n = r->headers.n;
+    pc_headers_strip_hop_by_hop(out); /* 1 */
+    uint32_t j = 0;                   /* 2 */
+    for (uint32_t i = 0; i < out->n; i++)
+        if (!gateway_managed(r, &out->v[i], peer_trusted))
+            out->v[j++] = out->v[i];
+    out->n = j;
+    if (rules)
+        pc_headers_apply_rules(out, a, rules); /* 3 */
+    /* 4: added after every removal, so no client header can take them
+     * away. */
+    pc_headers_remove(out, "x-forwarded-for");
+    add_forwarded_for(r, out, a);
+    if (r->tls)
+        set_own(out, a, "X-Forwarded-Proto", 17, "https", 5);
+    else
+        set_own(out, a, "X-Forwarded-Proto", 17, "http", 4);
+    if (r->host && *r->host)
+        set_own(out, a, "X-Forwarded-Host", 16, r->host, strlen(r->host));
+    set_own(out, a, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
+    for (uint32_t i = 0; i < r->gw_headers.n; i++) {
+        const pc_header *g = &r->gw_headers.v[i];
+        set_own(out, a, g->name, g->nlen, g->value, g->vlen);
+    }
+}
+
+void pc_headers_downstream(pc_headers *h, pc_arena *a,
+                           const pc_header_rules *rules)
+{
+    pc_headers_strip_hop_by_hop(h);
+    pc_headers_remove(h, "content-length");
+    pc_headers_remove(h, "x-request-id");
+    if (rules)
+        pc_headers_apply_rules(h, a, rules);
+}

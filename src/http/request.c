@@ -10,6 +10,7 @@
 
 #include "conn_int.h"
 #include "portcullis/chunked.h"
+#include "portcullis/framing.h"
 #include "portcullis/headers.h"
 #include "portcullis/pathnorm.h"
 #include "portcullis/util.h"
@@ -77,22 +78,13 @@ static int on_version_complete(llhttp_t *p)
     return 0;
 }
 
-/* Trailer fields of a chunked body come through the header callbacks after
- * the head (c->scr already freed). They are not forwarded; their bytes
- * count against the body limit so that they cannot grow without bound. */
-static int trailer(pc_conn *c, size_t len)
-{
-    c->body_bytes += len;
-    if (c->body_bytes > c->req->max_body)
-        return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
-    return 0;
-}
-
+/* llhttp pauses at the end of every head (on_headers_complete) and is
+ * re-initialised for the next request, so these only ever see head
+ * fields: a body and its trailers are read by conn with the strict
+ * decoder, never by llhttp. */
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    if (!c->scr)
-        return trailer(c, len);
     buf_add(&c->scr->field, at, len);
     return 0;
 }
@@ -100,63 +92,27 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    if (!c->scr)
-        return trailer(c, len);
     buf_add(&c->scr->value, at, len);
     return 0;
-}
-
-/* RFC 9110 §5.1: a field name is a token (tchar+); nothing else, not even
- * whitespace before the colon, may reach an upstream. */
-static int valid_token(const char *s, size_t n)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-              (ch >= 'A' && ch <= 'Z') || (ch && strchr(extra, ch))))
-            return 0;
-    }
-    return 1;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
     pc_req *r = c->req;
-    if (!c->scr)
-        return 0; /* a trailer field: dropped */
-    if (!valid_token(c->scr->field.p, c->scr->field.len))
+    if (!pc_header_name_valid(c->scr->field.p, c->scr->field.len))
         return fail(c, PC_ERR_BAD_REQUEST, "invalid header field name");
     if (++c->nheaders > r->cfg->limits.max_headers)
         return fail(c, PC_ERR_HEADERS_TOO_LARGE, "too many header fields");
     size_t vlen = c->scr->value.len;
-    while (vlen && (c->scr->value.p[vlen - 1] == ' ' || c->scr->value.p[vlen - 1] == '\t'))
+    const char *v = c->scr->value.p ? c->scr->value.p : "";
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
         vlen--;
-    pc_headers_add(&r->headers, r->arena, c->scr->field.p ? c->scr->field.p : "",
-                   c->scr->field.len, c->scr->value.p ? c->scr->value.p : "", vlen);
+    if (!pc_header_value_valid(v, vlen))
+        return fail(c, PC_ERR_BAD_REQUEST, "invalid header field value");
+    pc_headers_add(&r->headers, r->arena, c->scr->field.p, c->scr->field.len,
+                   v, vlen);
     c->scr->field.len = c->scr->value.len = 0;
-    return 0;
-}
-
-/* A segment "..;x" or ".;x" is a dot segment to servers that strip path
- * parameters (Tomcat, Jetty): refusing it keeps "/api/..;/admin" from
- * reaching /admin behind a route for /api. */
-static int dot_params(const char *p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (p[i] != '/')
-            continue;
-        size_t k = i + 1;
-        if (k < n && p[k] == '.')
-            k++;
-        if (k < n && p[k] == '.')
-            k++;
-        if (k > i + 1 && k < n && p[k] == ';')
-            return 1;
-    }
     return 0;
 }
 
@@ -206,49 +162,34 @@ static int parse_target(pc_conn *c, pc_req *r, const char **authority,
     size_t plen = q ? (size_t)(q - u) : len;
     char *out = pc_arena_alloc(r->arena, plen + 1);
     size_t olen = 0;
+    /* CONTRACT §3 "Paths": every form an upstream could read differently
+     * (//, ;params, %00, trailing '.' or %20, climbing) is refused. */
     pc_path_status st = pc_path_normalize(u, plen, out, &olen);
-    if (st == PC_PATH_CLIMB)
-        return fail(c, PC_ERR_BAD_REQUEST, "path climbs above the root");
     if (st != PC_PATH_OK)
-        return fail(c, PC_ERR_BAD_REQUEST, "invalid request path");
-    if (dot_params(out, olen))
-        return fail(c, PC_ERR_BAD_REQUEST, "dot segment with parameters");
+        return fail(c, PC_ERR_BAD_REQUEST, pc_path_status_message(st));
     r->path = out;
     r->pathlen = olen;
     r->query = q ? pc_arena_strndup(r->arena, q + 1, len - plen - 1) : NULL;
     return 0;
 }
 
-static int valid_authority(const char *s, size_t n)
+/* Host or absolute-form authority (pathnorm.c: RFC 3986 §3.2.2 host,
+ * DNS-style, optional port). r->host keeps it as sent (X-Forwarded-Host,
+ * preserve_host); r->hostname is the lower-case name routes match, without
+ * port or trailing dot. */
+static int set_host(pc_conn *c, pc_req *r, const char *a, size_t n)
 {
-    if (n == 0 || n > 255)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '@' || ch == '\\' ||
-            ch == '?' || ch == '#' || ch == ',')
-            return 0;
-    }
-    return 1;
-}
-
-static void set_host(pc_req *r, const char *a, size_t n)
-{
+    pc_host h;
+    const char *why = NULL;
+    if (pc_host_parse(a, n, &h, &why) != 0)
+        return fail(c, PC_ERR_BAD_REQUEST, why);
     r->host = pc_arena_strndup(r->arena, a, n);
-    size_t hl = n;
-    if (a[0] == '[') {
-        const char *rb = memchr(a, ']', n);
-        hl = rb ? (size_t)(rb - a) + 1 : n;
-    } else {
-        const char *colon = memchr(a, ':', n);
-        if (colon)
-            hl = (size_t)(colon - a);
-    }
-    char *h = pc_arena_strndup(r->arena, a, hl);
-    for (char *x = h; *x; x++)
+    char *name = pc_arena_strndup(r->arena, a, h.namelen);
+    for (char *x = name; *x; x++)
         if (*x >= 'A' && *x <= 'Z')
             *x += 32;
-    r->hostname = h;
+    r->hostname = name;
+    return 0;
 }
 
 /* CONTRACT §3 "Client address": the peer, unless it is a trusted proxy;
@@ -284,6 +225,59 @@ static void client_address(pc_req *r)
     }
 }
 
+/* CONTRACT §3: fields that must appear at most once, because the gateway
+ * and the upstream could each read a different copy (Content-Length is
+ * the framing module's). */
+static int repeated_fields(pc_conn *c, const pc_req *r)
+{
+    static const char *const single[] = {"host", "authorization",
+                                         "content-type", NULL};
+    for (int i = 0; single[i]; i++)
+        if (pc_headers_count(&r->headers, single[i]) > 1) {
+            static const char *const why[] = {
+                "more than one Host header", "more than one Authorization header",
+                "more than one Content-Type header"};
+            return fail(c, PC_ERR_BAD_REQUEST, why[i]);
+        }
+    return 0;
+}
+
+/* The authority: absolute-form target, else Host (required in 1.1). */
+static int request_host(pc_conn *c, pc_req *r, const char *auth, size_t alen)
+{
+    const pc_header *host = pc_headers_get(&r->headers, "host");
+    if (auth) {
+        if (set_host(c, r, auth, alen) != 0)
+            return -1;
+    } else if (host) {
+        if (set_host(c, r, host->value, host->vlen) != 0)
+            return -1;
+    } else if (r->http_minor == 1) {
+        return fail(c, PC_ERR_BAD_REQUEST, "missing Host header");
+    } else {
+        r->host = r->hostname = "";
+    }
+    return 0;
+}
+
+/* Body framing (http/framing.c) and the body limit checked before any
+ * body byte is read. */
+static int request_framing(pc_conn *c, pc_req *r)
+{
+    const char *why = NULL;
+    if (pc_framing_request(&r->headers, r->http_minor, &r->framing, &why) != 0)
+        return fail(c, PC_ERR_BAD_REQUEST, why);
+    if (r->framing.kind == PC_FRAME_LENGTH &&
+        r->framing.length > r->cfg->limits.max_body_bytes)
+        return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
+    c->has_body = pc_framing_has_body(&r->framing);
+    c->raw_left = r->framing.kind == PC_FRAME_LENGTH ? r->framing.length : 0;
+    c->ck = NULL; /* set up by conn once the head's size is known */
+    if (!c->has_body)
+        c->msg_done = 1;
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
@@ -291,81 +285,31 @@ static int on_headers_complete(llhttp_t *p)
     const char *auth;
     size_t alen;
 
+    /* HTTP/0.9 ("GET /path" CRLF): no version, no headers. */
+    if (p->http_major != 1)
+        return fail(c, PC_ERR_BAD_REQUEST, "request line without an HTTP version");
     if (parse_target(c, r, &auth, &alen) != 0)
         return -1;
     r->method = llhttp_method_name((llhttp_method_t)p->method);
     r->method_bit = pc_method_bit(r->method, strlen(r->method));
     r->http_minor = p->http_minor;
-    unsigned nhost = pc_headers_count(&r->headers, "host");
-    const pc_header *host = pc_headers_get(&r->headers, "host");
-    if (nhost > 1)
-        return fail(c, PC_ERR_BAD_REQUEST, "more than one Host header");
-    if (auth) {
-        if (!valid_authority(auth, alen))
-            return fail(c, PC_ERR_BAD_REQUEST, "invalid authority");
-        set_host(r, auth, alen);
-    } else if (host) {
-        if (!valid_authority(host->value, host->vlen))
-            return fail(c, PC_ERR_BAD_REQUEST, "invalid Host header");
-        set_host(r, host->value, host->vlen);
-    } else if (r->http_minor == 1) {
-        return fail(c, PC_ERR_BAD_REQUEST, "missing Host header");
-    } else {
-        r->host = r->hostname = "";
-    }
-    r->chunked = (p->flags & F_CHUNKED) != 0;
-    r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
-    if (p->flags & F_TRANSFER_ENCODING && !r->chunked)
-        return fail(c, PC_ERR_BAD_REQUEST, "unsupported transfer coding");
-    if (r->content_length > 0 &&
-        (uint64_t)r->content_length > r->cfg->limits.max_body_bytes)
-        return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
+    if (repeated_fields(c, r) != 0 || request_host(c, r, auth, alen) != 0 ||
+        request_framing(c, r) != 0)
+        return -1;
     const char *expect = pc_req_header(r, "expect");
     r->expect_continue = expect && pc_strieq(expect, strlen(expect),
                                              "100-continue", 12);
-    r->keepalive = llhttp_should_keep_alive(p);
+    r->keepalive = llhttp_should_keep_alive(p) && !r->framing.close_after;
     const char *rid = pc_req_header(r, "x-request-id");
     if (rid && pc_request_id_valid(rid, strlen(rid)))
         memcpy(r->request_id, rid, strlen(rid) + 1);
     client_address(r);
     pc_ip_format(&r->client, r->client_text, sizeof r->client_text);
-    c->has_body = r->chunked || r->content_length > 0;
-    /* A Content-Length body needs no parsing: conn moves it as it is. */
-    c->raw_left = !r->chunked && r->content_length > 0 ? (uint64_t)r->content_length : 0;
-    /* A chunked body is decoded by conn with the strict decoder
-     * (lib/chunked.c), not by llhttp. */
-    c->ck = NULL;
-    if (r->chunked) {
-        c->ck = pc_arena_alloc(r->arena, sizeof *c->ck);
-        pc_chunked_init(c->ck, r->cfg->limits.max_header_bytes);
-    }
     c->head_ready = 1;
     pc_scratch_free(c);
-    /* A body waits until a handler asks for it; without one, parsing runs
-     * on to message-complete, which pauses. */
-    return c->has_body ? HPE_PAUSED : 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    pc_conn *c = p->data;
-    pc_req *r = c->req;
-    c->body_bytes += len;
-    r->bytes_in += len;
-    if (c->body_bytes > r->max_body)
-        return fail(c, PC_ERR_PAYLOAD_TOO_LARGE, NULL);
-    if (r->handler && r->handler->body)
-        r->handler->body(r, at, len);
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    pc_conn *c = p->data;
-    c->msg_done = 1;
-    /* body_end may run the rest of the chain: conn calls it once llhttp
-     * has returned, never from inside the parser. */
-    c->body_end_pending = c->has_body;
+    /* llhttp stops here, for every request: the body (if any) is framed by
+     * r->framing and read by conn; the parser is re-initialised for the
+     * next request. */
     return HPE_PAUSED;
 }
 
@@ -377,6 +321,4 @@ const llhttp_settings_t pc_request_settings = {
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
 };

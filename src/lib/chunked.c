@@ -19,8 +19,11 @@ enum {
 #define MAX_DIGITS 16
 #define MAX_EXT 4096
 
-void pc_chunked_init(pc_chunked *c, size_t max_trailer)
+void pc_chunked_init(pc_chunked *c, size_t max_trailer, unsigned max_fields)
 {
+    c->fields = 0;
+    c->max_fields = max_fields;
+    c->colon = 0;
     c->state = S_SIZE;
     c->left = 0;
     c->digits = 0;
@@ -37,6 +40,28 @@ static int hexval(unsigned char ch)
         return ch - 'a' + 10;
     if (ch >= 'A' && ch <= 'F')
         return ch - 'A' + 10;
+    return -1;
+}
+
+/* One byte of a trailer field line (RFC 9110 §5.1, §5.5): a token up to
+ * the colon, then a field value (VCHAR, obs-text, SP, HTAB). */
+static int trailer_byte(pc_chunked *c, unsigned char ch)
+{
+    static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
+    if (c->colon)
+        return (ch < 0x20 && ch != '\t') || ch == 0x7f ? -1 : 0;
+    if (ch == ':') {
+        if (c->line == 0)
+            return -1; /* empty field name */
+        c->colon = 1;
+        return 0;
+    }
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+        (ch >= 'A' && ch <= 'Z'))
+        return 0;
+    for (const char *x = tchar_extra; *x; x++)
+        if ((unsigned char)*x == ch)
+            return 0;
     return -1;
 }
 
@@ -133,14 +158,15 @@ pc_chunked_status pc_chunked_decode(pc_chunked *c, const char *in, size_t len,
             if (++c->trailer > c->max_trailer)
                 return bad(i, used, err, "trailer section too large");
             if (ch == '\r') {
+                if (c->line > 0 && !c->colon)
+                    return bad(i, used, err, "trailer line without a colon");
                 c->state = c->line == 0 ? S_END_LF : S_TRAILER_LF;
-            } else if (ch == '\n' || ch == 0 || ch == 0x7f ||
-                       (ch < 0x20 && ch != '\t')) {
-                return bad(i, used, err, "invalid trailer line");
             } else if (c->line == 0 && (ch == ' ' || ch == '\t')) {
                 return bad(i, used, err, "obs-fold in trailer");
-            } else {
-                c->line++;
+            } else if (trailer_byte(c, ch) != 0) {
+                return bad(i, used, err, "invalid trailer line");
+            } else if (c->line++ == 0 && ++c->fields > c->max_fields) {
+                return bad(i, used, err, "too many trailer fields");
             }
             i++;
             break;
@@ -149,6 +175,7 @@ pc_chunked_status pc_chunked_decode(pc_chunked *c, const char *in, size_t len,
                 return bad(i, used, err, "expected LF after trailer line");
             c->state = S_TRAILER;
             c->line = 0;
+            c->colon = 0;
             i++;
             break;
         case S_END_LF:

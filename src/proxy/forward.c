@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "pool_int.h"
+#include "portcullis/chunked.h"
+#include "portcullis/framing.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
 #include "portcullis/log.h"
@@ -26,55 +28,89 @@
 
 #define REPLAY_MAX (64 * 1024)
 #define UP_READ_HWM (64 * 1024)
+#define UP_MAX_FIELDS 1000
+#define UP_HEAD_MAX (64 * 1024) /* status line + fields of one head */
+#define UP_TRAILER_MAX (64 * 1024) /* trailer bytes of a chunked response */
+#define UP_TRAILER_FIELDS 100
 
 typedef enum { F_CONNECT, F_RESET, F_TIMEOUT, F_INVALID } failure;
+
+/* Where the response of an attempt is. */
+typedef enum {
+    R_HEAD,    /* reading a head (the final one, or after a 1xx) */
+    R_LENGTH,  /* Content-Length body: raw_left bytes to move */
+    R_CHUNKED, /* chunked body through the strict decoder */
+    R_CLOSE,   /* body until the upstream closes */
+    R_DONE,    /* the whole response was read */
+} resp_phase;
+
+/* Everything one attempt learns from its upstream connection. Rebuilt
+ * (zeroed) at the start of every attempt, so nothing a failed target sent
+ * (part of a head, a Set-Cookie, a length, a 1xx) survives into the next
+ * attempt: there is no other place such state could hide. */
+typedef struct attempt {
+    pc_upconn *uc;
+    resp_phase phase;
+    pc_resp resp;              /* headers in the request arena */
+    uint64_t raw_left;         /* R_LENGTH: body bytes still to move */
+    pc_chunked ck;             /* R_CHUNKED decoder */
+    const char *invalid;       /* why the response is invalid (502) */
+    char *field, *value;       /* header being parsed (malloc) */
+    size_t flen, vlen, fcap, vcap;
+    uint64_t head_bytes;       /* of the head being read */
+    int got_bytes;             /* the upstream sent something */
+    int up_eof;                /* upstream closed; input may remain */
+} attempt;
 
 typedef struct fwd {
     pc_req *req;
     const pc_upstream *up;
     const pc_target *target;
-    pc_upconn *uc;
+    pc_headers hdrs;           /* end-to-end headers sent upstream, built
+                                  once (pc_headers_upstream) */
+    pc_framing out;            /* request body framing towards upstreams */
     struct evbuffer *replay;   /* streamed body so far (created lazily) */
     int replayable;            /* everything sent so far can be sent again */
     uint64_t tried;            /* bitmask of target indexes tried */
     unsigned attempts;
     int fresh_retry_used;
     int body_done;             /* client body complete (or none) */
-    int got_bytes;             /* upstream sent something on this attempt */
-    int resp_started;          /* head passed to the sink */
-    int resp_done;
-    int in_1xx;
-    int paused;
+    int resp_started;          /* a head was passed to the sink: no retry */
+    int paused;                /* client backpressure: upstream not read */
     int force_fresh;           /* next attempt must not use the pool */
-    uint64_t raw_left;         /* Content-Length response body to move */
-    int up_eof;                /* upstream closed; input may remain */
-    pc_resp resp;
-    char *field, *value;       /* header being parsed (malloc) */
-    size_t flen, vlen, fcap, vcap;
     uint64_t t0;
+    attempt a;                 /* the current attempt */
 } fwd;
 
 static const pc_handler_ops handler_ops;
 static const llhttp_settings_t resp_settings;
 static void start_attempt(fwd *f);
 static void up_read_cb(pc_sock *s, void *arg);
+static void parser_init(fwd *f);
+
+/* Frees the attempt's parse buffers and zeroes it (its connection must
+ * have been detached). */
+static void attempt_reset(fwd *f)
+{
+    free(f->a.field);
+    free(f->a.value);
+    memset(&f->a, 0, sizeof f->a);
+}
 
 static void fwd_free(fwd *f)
 {
     if (f->replay)
         evbuffer_free(f->replay);
-    free(f->field);
-    free(f->value);
     f->replay = NULL;
-    f->field = f->value = NULL;
+    attempt_reset(f);
 }
 
 static void detach_conn(fwd *f, int keep)
 {
-    pc_upconn *uc = f->uc;
+    pc_upconn *uc = f->a.uc;
     if (!uc)
         return;
-    f->uc = NULL;
+    f->a.uc = NULL;
     if (keep)
         pc_pool_release(uc, f->up);
     else
@@ -106,12 +142,13 @@ static void finish_error(fwd *f, pc_errcode e, const char *msg)
 static void attempt_failed(fwd *f, failure why)
 {
     pc_req *r = f->req;
-    int reused = f->uc && f->uc->requests > 0;
+    int reused = f->a.uc && f->a.uc->requests > 0;
+    int got_bytes = f->a.got_bytes;
     pc_log(PC_LOG_DEBUG, "upstream %s: attempt to %s failed (%d)", f->up->name,
            f->target->url, (int)why);
     detach_conn(f, 0);
     if (!f->resp_started && f->replayable) {
-        if (reused && !f->got_bytes && why == F_RESET && !f->fresh_retry_used) {
+        if (reused && !got_bytes && why == F_RESET && !f->fresh_retry_used) {
             f->fresh_retry_used = 1;
             f->attempts--; /* not the target's fault: not a retry */
             f->force_fresh = 1;
@@ -183,17 +220,9 @@ static void upstream_path(const pc_req *r, pc_hwrite *b)
     pc_hw_add(b, r->path, r->pathlen);
 }
 
-static int skip_request_header(const pc_header *h)
-{
-    static const char *const drop[] = {"host", "content-length", "expect",
-                                       "x-forwarded-for", "x-forwarded-proto",
-                                       "x-forwarded-host", "x-request-id", NULL};
-    for (int i = 0; drop[i]; i++)
-        if (pc_strieq(h->name, h->nlen, drop[i], strlen(drop[i])))
-            return 1;
-    return 0;
-}
-
+/* The head of one attempt: request line, Host (the target's, or the
+ * client's with preserve_host), the header list built once by
+ * pc_headers_upstream (CONTRACT §3 order), the framing field. */
 static void build_head(fwd *f, struct evbuffer *out)
 {
     pc_req *r = f->req;
@@ -211,34 +240,11 @@ static void build_head(fwd *f, struct evbuffer *out)
                            ? r->host
                            : f->target->hostport;
     pc_hw_header(b, "Host", 4, host, strlen(host));
-    /* X-Forwarded-For: every client-sent value, then the peer. */
-    pc_hw_add(b, "X-Forwarded-For: ", 17);
-    for (uint32_t i = 0; i < r->headers.n; i++) {
-        const pc_header *h = &r->headers.v[i];
-        if (pc_strieq(h->name, h->nlen, "x-forwarded-for", 15) && h->vlen) {
-            pc_hw_add(b, h->value, h->vlen);
-            pc_hw_add(b, ", ", 2);
-        }
+    for (uint32_t i = 0; i < f->hdrs.n; i++) {
+        const pc_header *h = &f->hdrs.v[i];
+        pc_hw_header(b, h->name, h->nlen, h->value, h->vlen);
     }
-    pc_hw_add(b, r->peer_text, strlen(r->peer_text));
-    pc_hw_add(b, "\r\n", 2);
-    for (uint32_t i = 0; i < r->headers.n; i++) {
-        const pc_header *h = &r->headers.v[i];
-        if (!skip_request_header(h))
-            pc_hw_header(b, h->name, h->nlen, h->value, h->vlen);
-    }
-    pc_hw_header(b, "X-Forwarded-Proto", 17, r->tls ? "https" : "http",
-            r->tls ? 5 : 4);
-    if (r->host && *r->host)
-        pc_hw_header(b, "X-Forwarded-Host", 16, r->host, strlen(r->host));
-    pc_hw_header(b, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
-    if (r->chunked) {
-        pc_hw_header(b, "Transfer-Encoding", 17, "chunked", 7);
-    } else if (r->content_length >= 0) {
-        pc_hw_add(b, "Content-Length: ", 16);
-        pc_hw_u64(b, (uint64_t)r->content_length);
-        pc_hw_add(b, "\r\n", 2);
-    }
+    pc_framing_write_header(&f->out, 0, b);
     pc_hw_add(b, "\r\n", 2);
     pc_hw_flush(b);
 }
@@ -252,7 +258,7 @@ static void set_timeouts(fwd *f)
 {
     uint64_t ms = f->up->read_timeout;
     /* The response clock starts once the request is fully sent. */
-    pc_sock_set_timeouts(f->uc->sock, f->body_done ? ms : 0, ms);
+    pc_sock_set_timeouts(f->a.uc->sock, f->body_done ? ms : 0, ms);
 }
 
 /* Appends a copy of src to dst (src unchanged). */
@@ -285,11 +291,11 @@ static void start_attempt(fwd *f)
 {
     pc_req *r = f->req;
     size_t idx = f->target->index;
-    pc_pool *p = pc_pool_get(r->worker->pools, f->target->url);
+    pc_pool *p = pc_pool_get(r->worker->pools, f->target->pool_key);
+    attempt_reset(f);
     f->attempts++;
     if (idx < 64)
         f->tried |= 1ull << idx;
-    f->got_bytes = 0;
     r->upstream_target = f->target->url;
     pc_upconn *uc = f->force_fresh ? NULL : pc_pool_take(p);
     f->force_fresh = 0;
@@ -299,11 +305,10 @@ static void start_attempt(fwd *f)
         attempt_failed(f, F_CONNECT);
         return;
     }
-    f->uc = uc;
+    f->a.uc = uc;
     uc->owner = f;
     uc->connected = uc->requests > 0;
-    llhttp_init(&uc->parser, HTTP_RESPONSE, &resp_settings);
-    uc->parser.data = f;
+    parser_init(f);
     pc_sock_setcb(uc->sock, up_read_cb, up_write_cb, up_event_cb, f);
     pc_sock_set_read_hwm(uc->sock, UP_READ_HWM);
     pc_sock_set_write_lwm(uc->sock, PC_BODY_HWM / 4);
@@ -330,16 +335,12 @@ void pc_proxy_start(pc_req *r)
     f->target = &u->targets[i];
     f->t0 = pc_now_ns();
     f->replayable = 1;
-    f->resp.content_length = -1;
-    pc_headers_apply_rules(&r->headers, r->arena, &r->route->req_headers);
-    pc_headers_strip_hop_by_hop(&r->headers);
-    if (r->body) {
-        /* A stage buffered the whole body (bounded by max_body): it is
-         * replayable whatever its size. */
-        f->body_done = 1;
-    } else {
-        f->body_done = !(r->chunked || r->content_length > 0);
-    }
+    pc_headers_upstream(r, pc_cidr_set_contains(r->cfg->trusted_proxies, &r->peer),
+                        &r->route->req_headers, &f->hdrs, r->arena);
+    f->out = pc_framing_out(&r->framing, 1);
+    /* A body a stage buffered (bounded by max_body) is replayable
+     * whatever its size. */
+    f->body_done = r->body != NULL || !pc_framing_has_body(&r->framing);
     r->handler = &handler_ops;
     r->handler_ctx = f;
     /* start_body never calls back synchronously, and start_attempt may end
@@ -372,13 +373,12 @@ static void keep_for_replay(fwd *f, size_t n)
 
 static void write_body(fwd *f, const void *data, size_t len)
 {
-    pc_req *r = f->req;
     char hdr[24];
     int n = 0;
-    if (r->chunked)
+    if (f->out.kind == PC_FRAME_CHUNKED)
         n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
     keep_for_replay(f, len + 32);
-    struct evbuffer *outs[2] = {f->uc ? pc_sock_output(f->uc->sock) : NULL,
+    struct evbuffer *outs[2] = {f->a.uc ? pc_sock_output(f->a.uc->sock) : NULL,
                                 f->replay};
     for (int k = 0; k < 2; k++) {
         if (!outs[k])
@@ -408,8 +408,8 @@ static void h_body_move(pc_req *r, struct evbuffer *src, size_t n)
         unsigned char *p = evbuffer_pullup(src, (ssize_t)n);
         evbuffer_add(f->replay, p, n);
     }
-    if (f->uc)
-        evbuffer_remove_buffer(src, pc_sock_output(f->uc->sock), n);
+    if (f->a.uc)
+        evbuffer_remove_buffer(src, pc_sock_output(f->a.uc->sock), n);
     else
         evbuffer_drain(src, n);
 }
@@ -418,30 +418,30 @@ static void h_body_end(pc_req *r)
 {
     fwd *f = r->handler_ctx;
     f->body_done = 1;
-    if (r->chunked) {
-        if (f->uc)
-            evbuffer_add(pc_sock_output(f->uc->sock), "0\r\n\r\n", 5);
+    if (f->out.kind == PC_FRAME_CHUNKED) {
+        if (f->a.uc)
+            evbuffer_add(pc_sock_output(f->a.uc->sock), "0\r\n\r\n", 5);
         if (f->replay)
             evbuffer_add(f->replay, "0\r\n\r\n", 5);
     }
-    if (f->uc && f->uc->connected)
+    if (f->a.uc && f->a.uc->connected)
         set_timeouts(f);
 }
 
 static size_t h_backlog(pc_req *r)
 {
     fwd *f = r->handler_ctx;
-    return f->uc ? evbuffer_get_length(pc_sock_output(f->uc->sock)) : 0;
+    return f->a.uc ? evbuffer_get_length(pc_sock_output(f->a.uc->sock)) : 0;
 }
 
 static void h_resume(pc_req *r)
 {
     fwd *f = r->handler_ctx;
-    if (!f->paused || !f->uc)
+    if (!f->paused || !f->a.uc)
         return;
     f->paused = 0;
-    pc_sock_read(f->uc->sock, 1);
-    pc_sock_trigger_read(f->uc->sock);
+    pc_sock_read(f->a.uc->sock, 1);
+    pc_sock_trigger_read(f->a.uc->sock);
 }
 
 static void h_cancel(pc_req *r)
@@ -475,8 +475,11 @@ static void up_write_cb(pc_sock *s, void *arg)
 static void complete(fwd *f)
 {
     pc_req *r = f->req;
-    pc_upconn *uc = f->uc;
-    int keep = uc && llhttp_should_keep_alive(&uc->parser) && f->body_done &&
+    pc_upconn *uc = f->a.uc;
+    /* Bytes past the end of the response mean the upstream framed it
+     * differently from us: that connection is never reused. */
+    int keep = uc && f->a.resp.framing.kind != PC_FRAME_CLOSE &&
+               llhttp_should_keep_alive(&uc->parser) && f->body_done &&
                evbuffer_get_length(pc_sock_output(uc->sock)) == 0 &&
                evbuffer_get_length(pc_sock_input(uc->sock)) == 0;
     detach_conn(f, keep);
@@ -486,61 +489,147 @@ static void complete(fwd *f)
     r->sink->end(r);
 }
 
+/* A whole head was parsed (the parser paused at its end): a 1xx is
+ * dropped and the next head parsed on a fresh parser; a final head is
+ * checked, framed (http/framing.c) and passed to the sink. -1 when the
+ * response is invalid. */
+static int head_complete(fwd *f)
+{
+    pc_req *r = f->req;
+    attempt *a = &f->a;
+    llhttp_t *p = &a->uc->parser;
+    int status = p->status_code;
+    if (pc_framing_response(&a->resp.headers, status, r->method_bit == PC_M_HEAD,
+                            &a->resp.framing, &a->invalid) != 0)
+        return -1;
+    if (a->resp.framing.kind == PC_FRAME_INTERIM) {
+        a->resp.headers.n = 0; /* RFC 9110 §15.2: ends at its header section */
+        parser_init(f);
+        return 0;
+    }
+    a->resp.status = status;
+    a->resp.http_minor = p->http_minor;
+    switch (a->resp.framing.kind) {
+    case PC_FRAME_LENGTH:
+        a->raw_left = a->resp.framing.length;
+        a->phase = a->raw_left ? R_LENGTH : R_DONE;
+        break;
+    case PC_FRAME_CHUNKED:
+        pc_chunked_init(&a->ck, UP_TRAILER_MAX, UP_TRAILER_FIELDS);
+        a->phase = R_CHUNKED;
+        break;
+    case PC_FRAME_CLOSE:
+        a->phase = R_CLOSE;
+        break;
+    default:
+        a->phase = R_DONE;
+        break;
+    }
+    f->resp_started = 1;
+    r->sink->head(r, &a->resp);
+    return 0;
+}
+
+static void chunk_data(void *ctx, const char *p, size_t n)
+{
+    fwd *f = ctx;
+    f->req->sink->body(f->req, p, n);
+}
+
+/* Reads what the upstream sent in the current phase from `in`. Returns 0
+ * to go on, -1 when the response is invalid (a->invalid says why). */
+static int read_some(fwd *f, struct evbuffer *in)
+{
+    attempt *a = &f->a;
+    size_t avail = evbuffer_get_length(in);
+    if (a->phase == R_LENGTH || a->phase == R_CLOSE) {
+        size_t n = a->phase == R_CLOSE || avail < a->raw_left ? avail
+                                                              : (size_t)a->raw_left;
+        f->req->sink->body_move(f->req, in, n);
+        if (a->phase == R_LENGTH && (a->raw_left -= n) == 0)
+            a->phase = R_DONE;
+        return 0;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return 0;
+    if (a->phase == R_CHUNKED) {
+        size_t used = 0;
+        pc_chunked_status st = pc_chunked_decode(&a->ck, v.iov_base, v.iov_len,
+                                                 &used, chunk_data, f, &a->invalid);
+        evbuffer_drain(in, used);
+        if (st == PC_CHUNKED_ERROR)
+            return -1;
+        if (st == PC_CHUNKED_DONE)
+            a->phase = R_DONE;
+        return 0;
+    }
+    a->got_bytes = 1;
+    if (a->head_bytes + v.iov_len > UP_HEAD_MAX)
+        v.iov_len = (size_t)(UP_HEAD_MAX + 1 - a->head_bytes);
+    enum llhttp_errno e = llhttp_execute(&a->uc->parser, v.iov_base, v.iov_len);
+    size_t used = v.iov_len;
+    if (e != HPE_OK)
+        used = (size_t)(llhttp_get_error_pos(&a->uc->parser) - (char *)v.iov_base);
+    evbuffer_drain(in, used);
+    a->head_bytes += used;
+    if (e == HPE_PAUSED) {
+        a->head_bytes = 0; /* each head (a 1xx, then the final one) */
+        return head_complete(f);
+    }
+    if (e != HPE_OK) {
+        if (!a->invalid)
+            a->invalid = llhttp_get_error_reason(&a->uc->parser);
+        return -1;
+    }
+    if (a->head_bytes > UP_HEAD_MAX) {
+        a->invalid = "response head too large";
+        return -1;
+    }
+    return 0;
+}
+
+/* The upstream closed and everything received is parsed: a
+ * close-delimited body ends here; anything else was cut short. */
+static void at_eof(fwd *f)
+{
+    attempt *a = &f->a;
+    if (a->phase == R_CLOSE) {
+        a->phase = R_DONE;
+        complete(f);
+        return;
+    }
+    /* Closed before a whole head: nothing reached the client, so this is
+     * a failed connection like a reset (retried on another target for
+     * idempotent methods, as nginx's "error" does); closed inside a body
+     * is a truncated response. */
+    attempt_failed(f, a->phase == R_HEAD ? F_RESET : F_INVALID);
+}
+
 /* Parses what the upstream sent. Returns -1 when the request ended
  * (completed or failed: f is freed), 0 otherwise. */
 static int drain_input(fwd *f)
 {
-    struct evbuffer *in = pc_sock_input(f->uc->sock);
-    while (evbuffer_get_length(in) > 0 && !f->resp_done) {
+    struct evbuffer *in = pc_sock_input(f->a.uc->sock);
+    while (evbuffer_get_length(in) > 0 && f->a.phase != R_DONE) {
         if (f->resp_started && f->req->sink->backlog(f->req) > PC_OUT_HWM) {
             f->paused = 1;
-            pc_sock_read(f->uc->sock, 0);
+            pc_sock_read(f->a.uc->sock, 0);
             return 0;
         }
-        if (f->raw_left) {
-            size_t avail = evbuffer_get_length(in);
-            size_t n = avail < f->raw_left ? avail : (size_t)f->raw_left;
-            f->req->sink->body_move(f->req, in, n);
-            f->raw_left -= n;
-            if (f->raw_left == 0)
-                f->resp_done = 1;
-            continue;
-        }
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        f->got_bytes = 1;
-        enum llhttp_errno e = llhttp_execute(&f->uc->parser, v.iov_base, v.iov_len);
-        size_t used = v.iov_len;
-        if (e != HPE_OK)
-            used = (size_t)(llhttp_get_error_pos(&f->uc->parser) - (char *)v.iov_base);
-        evbuffer_drain(in, used);
-        if (e == HPE_PAUSED && (f->resp_done || f->raw_left))
-            continue;
-        if (e != HPE_OK) {
+        if (read_some(f, in) != 0) {
             pc_log(PC_LOG_WARN, "upstream %s sent an invalid response: %s",
-                   f->target->url, llhttp_get_error_reason(&f->uc->parser));
+                   f->target->url, f->a.invalid ? f->a.invalid : "?");
             attempt_failed(f, F_INVALID);
             return -1;
         }
     }
-    if (f->resp_done) {
+    if (f->a.phase == R_DONE) {
         complete(f);
         return -1;
     }
-    if (f->up_eof) {
-        /* Everything received is parsed: a close-delimited body ends
-         * here; anything else is a truncated response. */
-        enum llhttp_errno e = f->resp_started && !f->raw_left
-                                  ? llhttp_finish(&f->uc->parser)
-                                  : HPE_INVALID_EOF_STATE;
-        /* message-complete pauses the parser, so a close-delimited body
-         * that ended cleanly reports HPE_PAUSED here. */
-        if ((e == HPE_OK || e == HPE_PAUSED) && f->resp_done) {
-            complete(f);
-            return -1;
-        }
-        attempt_failed(f, f->got_bytes ? F_INVALID : F_RESET);
+    if (f->a.up_eof) {
+        at_eof(f);
         return -1;
     }
     return 0;
@@ -557,20 +646,20 @@ static void up_event_cb(pc_sock *s, short what, void *arg)
     fwd *f = arg;
     (void)s;
     if (what & PC_SOCK_CONNECTED) {
-        f->uc->connected = 1;
+        f->a.uc->connected = 1;
         set_timeouts(f);
         return;
     }
     if (what & PC_SOCK_TIMEOUT) {
-        attempt_failed(f, f->uc->connected ? F_TIMEOUT : F_CONNECT);
+        attempt_failed(f, f->a.uc->connected ? F_TIMEOUT : F_CONNECT);
         return;
     }
-    if (!f->uc->connected) {
+    if (!f->a.uc->connected) {
         attempt_failed(f, F_CONNECT);
         return;
     }
     if ((what & PC_SOCK_EOF) && !(what & PC_SOCK_ERROR)) {
-        f->up_eof = 1;
+        f->a.up_eof = 1;
         if (!f->paused)
             drain_input(f);
         return;
@@ -578,7 +667,7 @@ static void up_event_cb(pc_sock *s, short what, void *arg)
     attempt_failed(f, f->resp_started ? F_INVALID : F_RESET);
 }
 
-/* ---- response parsing ------------------------------------------------- */
+/* ---- response heads (llhttp: heads only) ------------------------------- */
 
 static void grow(char **p, size_t *len, size_t *cap, const char *at, size_t n)
 {
@@ -593,84 +682,51 @@ static void grow(char **p, size_t *len, size_t *cap, const char *at, size_t n)
 
 static int r_field(llhttp_t *p, const char *at, size_t n)
 {
-    fwd *f = p->data;
-    grow(&f->field, &f->flen, &f->fcap, at, n);
+    attempt *a = &((fwd *)p->data)->a;
+    grow(&a->field, &a->flen, &a->fcap, at, n);
     return 0;
 }
 
 static int r_value(llhttp_t *p, const char *at, size_t n)
 {
-    fwd *f = p->data;
-    grow(&f->value, &f->vlen, &f->vcap, at, n);
+    attempt *a = &((fwd *)p->data)->a;
+    grow(&a->value, &a->vlen, &a->vcap, at, n);
     return 0;
 }
 
+/* Response fields are checked like the client's (RFC 9110 §5): a field
+ * name that is not a token or a value with control characters makes the
+ * whole response invalid (502), never forwarded. */
 static int r_value_complete(llhttp_t *p)
 {
     fwd *f = p->data;
-    size_t vl = f->vlen;
-    while (vl && (f->value[vl - 1] == ' ' || f->value[vl - 1] == '\t'))
+    attempt *a = &f->a;
+    size_t vl = a->vlen;
+    const char *v = a->value ? a->value : "";
+    while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         vl--;
-    if (f->resp.headers.n >= 1000)
+    if (!pc_header_name_valid(a->field, a->flen)) {
+        a->invalid = "invalid header field name";
         return -1;
-    pc_headers_add(&f->resp.headers, f->req->arena, f->field ? f->field : "",
-                   f->flen, f->value ? f->value : "", vl);
-    f->flen = f->vlen = 0;
+    }
+    if (!pc_header_value_valid(v, vl)) {
+        a->invalid = "invalid header field value";
+        return -1;
+    }
+    if (a->resp.headers.n >= UP_MAX_FIELDS) {
+        a->invalid = "too many header fields";
+        return -1;
+    }
+    pc_headers_add(&a->resp.headers, f->req->arena, a->field, a->flen, v, vl);
+    a->flen = a->vlen = 0;
     return 0;
 }
 
+/* Every head stops the parser: its body (if any) is read by framing, never
+ * by llhttp (read_some). */
 static int r_headers_complete(llhttp_t *p)
 {
-    fwd *f = p->data;
-    pc_req *r = f->req;
-    int status = p->status_code;
-    if (status >= 100 && status < 200) {
-        if (status == 101)
-            return -1; /* no upgrade was asked for */
-        f->in_1xx = 1;
-        f->resp.headers.n = 0;
-        return 0;
-    }
-    f->resp.status = status;
-    f->resp.http_minor = p->http_minor;
-    f->resp.content_length =
-        (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
-    if (p->flags & F_CHUNKED)
-        f->resp.content_length = -1;
-    int head = r->method_bit == PC_M_HEAD;
-    f->resp.no_body = head || status == 204 || status == 304;
-    if (status == 204)
-        f->resp.content_length = -1;
-    pc_headers_strip_hop_by_hop(&f->resp.headers);
-    pc_headers_remove(&f->resp.headers, "content-length");
-    f->resp_started = 1;
-    r->sink->head(r, &f->resp);
-    if (f->resp.no_body)
-        return 1;
-    if (f->resp.content_length > 0 && r->sink->body_move) {
-        /* Known length: the body is moved buffer to buffer by
-         * drain_input, without llhttp (re-initialised per request). */
-        f->raw_left = (uint64_t)f->resp.content_length;
-        return HPE_PAUSED;
-    }
-    return 0;
-}
-
-static int r_body(llhttp_t *p, const char *at, size_t n)
-{
-    fwd *f = p->data;
-    f->req->sink->body(f->req, at, n);
-    return 0;
-}
-
-static int r_message_complete(llhttp_t *p)
-{
-    fwd *f = p->data;
-    if (f->in_1xx) {
-        f->in_1xx = 0;
-        return 0;
-    }
-    f->resp_done = 1;
+    (void)p;
     return HPE_PAUSED;
 }
 
@@ -679,6 +735,11 @@ static const llhttp_settings_t resp_settings = {
     .on_header_value = r_value,
     .on_header_value_complete = r_value_complete,
     .on_headers_complete = r_headers_complete,
-    .on_body = r_body,
-    .on_message_complete = r_message_complete,
 };
+
+static void parser_init(fwd *f)
+{
+    llhttp_init(&f->a.uc->parser, HTTP_RESPONSE, &resp_settings);
+    f->a.uc->parser.data = f;
+    f->a.flen = f->a.vlen = 0;
+}

@@ -82,27 +82,28 @@ void pc_pools_free(pc_pools *ps)
     free(ps);
 }
 
-pc_pool *pc_pool_get(pc_pools *ps, const char *url)
+pc_pool *pc_pool_get(pc_pools *ps, const char *key)
 {
-    unsigned h = hash(url) % NBUCKETS;
+    unsigned h = hash(key) % NBUCKETS;
     for (pc_pool *p = ps->buckets[h]; p; p = p->hnext)
-        if (strcmp(p->key, url) == 0)
+        if (strcmp(p->key, key) == 0)
             return p;
     pc_pool *p = pc_xcalloc(1, sizeof *p);
-    p->key = pc_xstrdup(url);
+    p->key = pc_xstrdup(key);
     p->set = ps;
     p->hnext = ps->buckets[h];
     ps->buckets[h] = p;
     return p;
 }
 
-void pc_pools_counts(pc_pools *ps, const char *url, unsigned *active,
+/* key: the target's pool_key (pc_target), not its URL. */
+void pc_pools_counts(pc_pools *ps, const char *key, unsigned *active,
                      unsigned *idle)
 {
-    unsigned h = hash(url) % NBUCKETS;
+    unsigned h = hash(key) % NBUCKETS;
     *active = *idle = 0;
     for (pc_pool *p = ps->buckets[h]; p; p = p->hnext)
-        if (strcmp(p->key, url) == 0) {
+        if (strcmp(p->key, key) == 0) {
             *active = p->nactive;
             *idle = p->nidle;
         }
@@ -182,22 +183,32 @@ static int is_ip_literal(const char *h)
     return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
 }
 
+/* A client SSL for t: SNI (names only) and, when verifying, the name or
+ * address the certificate must carry. NULL when OpenSSL fails. */
+static SSL *target_ssl(const pc_upstream *u, const pc_target *t)
+{
+    SSL *ssl = SSL_new(u->ssl_ctx);
+    if (!ssl)
+        return NULL;
+    int ip = is_ip_literal(t->host), ok = 1;
+    if (!ip)
+        ok = SSL_set_tlsext_host_name(ssl, t->host) == 1;
+    if (ok && u->tls_verify)
+        ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host) == 1
+                : SSL_set1_host(ssl, t->host) == 1;
+    if (!ok) {
+        pc_log(PC_LOG_WARN, "cannot set up TLS to %s", t->url);
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
 pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
 {
     SSL *ssl = NULL;
-    if (t->tls) {
-        ssl = SSL_new(u->ssl_ctx);
-        if (!ssl)
-            return NULL;
-        if (!is_ip_literal(t->host))
-            SSL_set_tlsext_host_name(ssl, t->host);
-        if (u->tls_verify) {
-            if (is_ip_literal(t->host))
-                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host);
-            else
-                SSL_set1_host(ssl, t->host);
-        }
-    }
+    if (t->tls && !(ssl = target_ssl(u, t)))
+        return NULL;
     pc_sock *s = pc_sock_connect(p->set->loop, (const struct sockaddr *)&t->addr,
                                  t->addrlen, ssl);
     if (!s) {
@@ -264,7 +275,7 @@ static int pick_least(pc_pools *ps, const pc_upstream *u, uint64_t tried)
     for (size_t i = 0; i < u->ntargets; i++) {
         if (i < 64 && (tried >> i) & 1)
             continue;
-        pc_pool *p = pc_pool_get(ps, u->targets[i].url);
+        pc_pool *p = pc_pool_get(ps, u->targets[i].pool_key);
         /* active / weight, compared without division */
         uint64_t score = (uint64_t)p->nactive * 1000000 / u->targets[i].weight;
         if (best < 0 || score < best_score) {

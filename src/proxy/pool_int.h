@@ -1,10 +1,13 @@
 /* pool_int.h: upstream connections and per-worker pools, private to proxy/.
  *
- * DESIGN: a pool is per worker and per target URL (a stable name, so pools
- * survive a config reload that keeps the target). It holds idle keep-alive
- * connections, most recently used first; an idle connection watches its
- * socket, so an upstream that closes it is noticed and the connection
- * dropped before anyone picks it.
+ * DESIGN: a pool is per worker and per target pool key (pc_target.pool_key:
+ * the URL plus every setting that changes the connection made: resolved
+ * address, tls_verify, the CA file's contents), so two upstreams that
+ * verify the same URL differently never share a connection. The key is a
+ * stable string, so pools survive a config reload that keeps the target
+ * and those settings. It holds idle keep-alive connections, most recently
+ * used first; an idle connection watches its socket, so an upstream that
+ * closes it is noticed and the connection dropped before anyone picks it.
  *
  *   acquire ─► [idle list] hit: reused=1 ─► forward ─► release ─┐
  *       └─ miss: connect (reused=0)                    keep? ──┘ else close
@@ -30,15 +33,15 @@ typedef struct pc_upconn {
 } pc_upconn;
 
 struct pc_pool {
-    char *key;                     /* target URL */
+    char *key;                     /* pc_target.pool_key */
     pc_upconn *idle;
     unsigned nidle, nactive;
     struct pc_pool *hnext;
     struct pc_pools *set;
 };
 
-/* Returns the pool of a target, creating it. */
-pc_pool *pc_pool_get(pc_pools *ps, const char *url);
+/* Returns the pool of a target, creating it; key is its pool_key. */
+pc_pool *pc_pool_get(pc_pools *ps, const char *key);
 /* An idle connection (removed from the idle list), or NULL. */
 pc_upconn *pc_pool_take(pc_pool *p);
 /* Opens a new connection to t (not yet connected). NULL on immediate

@@ -45,6 +45,8 @@ def sg(tmp_path_factory):
                         "algorithm": "sha512", "secret": SECRET}),
         route("bare", {"header": "X-Sig", "prefix": "", "secret": SECRET}),
         route("stripe", {"scheme": "stripe", "secret": STRIPE_SECRET, "tolerance": "5m"}),
+        route("stripe_wide", {"scheme": "stripe", "secret": STRIPE_SECRET,
+                              "tolerance": "1000000000h"}),
         route("both", {"secret": SECRET},
               validate={"content_types": ["application/json"], "json_schema": "hook.json"}),
         {"name": "plain", "match": {"path": "/plain"}, "upstream": "a"},
@@ -358,3 +360,102 @@ def test_stripe_rejected(sg, case):
     hdrs = [("Stripe-Signature", hv)] if hv is not None else []
     r, evs = post(sg, "/stripe/bad", body, hdrs)
     rejected(r, evs)
+
+
+# ------------------------------------------------------------------ hostile timestamps
+# (issue 7 E.16/E.17: the stripe timestamp is parsed with overflow checks and
+# compared without overflow; an empty or wrong-length signature never matches)
+
+
+def stripe_raw(ts_text, body=BODY, secret=STRIPE_SECRET):
+    """A header whose v1 is the right MAC for the exact timestamp text, so
+    that only the timestamp check can refuse it."""
+    sig = hmac.new(secret.encode(), ts_text.encode() + b"." + body, "sha256").hexdigest()
+    return "t=%s,v1=%s" % (ts_text, sig)
+
+
+def still_serving(sg):
+    assert sg.gw.alive(), "gateway died:\n" + sg.gw.stderr()[-3000:]
+    assert sg.gw.sanitizer_report() is None, sg.gw.sanitizer_report()
+    hv = stripe_header(BODY)
+    r, evs = post(sg, "/stripe/after", BODY, [("Stripe-Signature", hv)])
+    forwarded(r, evs, "/stripe/after", BODY, "Stripe-Signature", hv)
+
+
+HOSTILE_TS = {
+    "int64_max_plus_1": "9223372036854775808",   # 19 digits: used to overflow
+    "nineteen_nines": "9999999999999999999",     # largest 19-digit text
+    "uint64_max_plus_1": "18446744073709551616",
+    "twenty_nines": "99999999999999999999",
+    "400_digits": "9" * 400,
+    "minus_one": "-1",
+    "int64_min": "-9223372036854775808",
+    "plus_sign": "+{now}",
+    "leading_space": " {now}",
+    "trailing_space": "{now} ",
+    "hex": "0x10",
+    "exponent": "1e9",
+    "empty": "",
+    "int64_max": "9223372036854775807",          # fits, far outside the window
+    "zero": "0",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TS))
+def test_stripe_hostile_timestamp_rejected(sg, case):
+    ts = HOSTILE_TS[case].format(now=int(time.time()))
+    r, evs = post(sg, "/stripe/ts", BODY, [("Stripe-Signature", stripe_raw(ts))])
+    rejected(r, evs)
+    still_serving(sg)
+
+
+@pytest.mark.parametrize("ts", ["9223372036854775807", "9223372036854775808",
+                                "99999999999999999999", "-1"])
+def test_stripe_huge_tolerance_far_timestamp_rejected(sg, ts):
+    r, evs = post(sg, "/stripe_wide/ts", BODY, [("Stripe-Signature", stripe_raw(ts))])
+    rejected(r, evs)
+    still_serving(sg)
+
+
+def test_stripe_huge_tolerance_accepts_within(sg):
+    """A tolerance of about 114,000 years reaches back to 1970: the window
+    arithmetic neither overflows nor wraps to refuse a valid timestamp."""
+    for ts in ("1", "%d" % (int(time.time()) + 10 ** 9)):
+        hv = stripe_raw(ts)
+        r, evs = post(sg, "/stripe_wide/ok", BODY, [("Stripe-Signature", hv)])
+        forwarded(r, evs, "/stripe_wide/ok", BODY, "Stripe-Signature", hv)
+
+
+@pytest.mark.parametrize("case", ["empty_v1", "two_empty_v1", "empty_v1_only_t",
+                                  "duplicate_t", "odd_hex", "short_hex"])
+def test_stripe_empty_or_malformed_signature_rejected(sg, case):
+    now = int(time.time())
+    good = stripe_header(BODY, ts=now)
+    sig = good.split("v1=", 1)[1]
+    hv = {
+        "empty_v1": "t=%d,v1=" % now,
+        "two_empty_v1": "t=%d,v1=,v1=" % now,
+        "empty_v1_only_t": "t=%d,v1=,v0=" % now,
+        # two timestamps are ambiguous: refused even when one would verify
+        "duplicate_t": "%s,t=%d" % (good, now),
+        "odd_hex": "t=%d,v1=%s" % (now, sig[:-1]),
+        "short_hex": "t=%d,v1=%s" % (now, sig[:32]),
+    }[case]
+    r, evs = post(sg, "/stripe/empty", BODY, [("Stripe-Signature", hv)])
+    rejected(r, evs)
+    still_serving(sg)
+
+
+@pytest.mark.parametrize("sig", ["sha256=", "sha256", "sha256=0", "sha256=" + "0" * 62])
+def test_github_empty_or_short_signature_rejected(sg, sig):
+    for body in (BODY, b""):
+        r, evs = post(sg, "/gh/empty", body, [("X-Hub-Signature-256", sig)])
+        rejected(r, evs)
+
+
+def test_bare_route_empty_signature_rejected(sg):
+    """prefix "" and an empty header value: the MAC of nothing is never an
+    empty string."""
+    for body in (BODY, b""):
+        r, evs = post(sg, "/bare/empty", body, [("X-Sig", "")])
+        rejected(r, evs)

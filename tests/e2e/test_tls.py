@@ -172,3 +172,94 @@ def test_truncated_handshakes_are_harmless(tg):
         s.close()
     with handshake(tg.p12, helpers.client_ctx(tg.certs.ca), "b.test") as s:
         assert get(s, "/after-junk").status == 200
+
+
+# ------------------------------------------- sessions never cross server names
+# RFC 6066 section 3: a session made for one server name must not resume
+# under another (the client would be served the first name's certificate
+# without any check). Seen from the attacker's side: keep a session made
+# with SNI X, offer it with SNI Y.
+#
+# Every connection stays open until the test ends: OpenSSL drops a cached
+# (session-id) session when a connection that used it is freed without the
+# server having sent close_notify, which is what happens when the client
+# closes first.
+
+RESUME_MODES = ["tls12-session-id", "tls12-ticket", "tls13-ticket"]
+
+
+@pytest.fixture
+def keep():
+    socks = []
+    yield socks
+    for s in socks:
+        s.close()
+
+
+def resume_ctx(tg, mode):
+    """(context, port) for one way of resuming; the context verifies the
+    chain but not the name, so that a wrongly resumed session is seen by
+    the assertions rather than refused by the client."""
+    tls13 = mode == "tls13-ticket"
+    v = ssl.TLSVersion.TLSv1_3 if tls13 else ssl.TLSVersion.TLSv1_2
+    ctx = helpers.client_ctx(tg.certs.ca, min_v=v, max_v=v)
+    ctx.check_hostname = False
+    if mode == "tls12-session-id":
+        ctx.options |= ssl.OP_NO_TICKET
+    return ctx, tg.p13 if tls13 else tg.p12
+
+
+def session_visit(keep, port, ctx, sni, session=None):
+    """One connection (left open in keep) and one request, which also
+    brings the TLS 1.3 tickets; returns (session, reused, certificate CN)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t = ctx.wrap_socket(s, server_hostname=sni, session=session)
+    keep.append(t)
+    assert get(t, "/session").status == 200
+    return t.session, t.session_reused, peer_cn(t)
+
+
+def fresh_session(keep, tg, mode, sni):
+    ctx, port = resume_ctx(tg, mode)
+    sess, reused, cn = session_visit(keep, port, ctx, sni)
+    assert not reused
+    assert sess is not None
+    assert sess.has_ticket == (mode != "tls12-session-id"), \
+        "%s: session %s a ticket (test would not cover %s)" % (
+            mode, "has" if sess.has_ticket else "lacks", mode)
+    return ctx, port, sess, cn
+
+
+@pytest.mark.parametrize("mode", RESUME_MODES)
+@pytest.mark.parametrize("made,offered,cn", [("b.test", "a.test", "a.test"),
+                                             ("a.test", "b.test", "b.test"),
+                                             ("x.a.test", "a.test", "a.test"),
+                                             ("b.test", "B.TEST", "b.test")])
+def test_session_not_resumed_under_another_name(tg, keep, mode, made, offered, cn):
+    ctx, port, sess, _ = fresh_session(keep, tg, mode, made)
+    same = made.lower() == offered.lower()
+    for _ in range(2):  # with 2 workers, neither may resume it
+        _, reused, got_cn = session_visit(keep, port, ctx, offered, sess)
+        assert got_cn == cn, "%s: SNI %s served %s's certificate" % (mode, offered, got_cn)
+        if same:  # names compare without regard to case
+            assert reused, "%s session for %s not resumed under %s" % (mode, made, offered)
+        else:
+            assert not reused, "%s session made for %s resumed under %s" % (
+                mode, made, offered)
+
+
+@pytest.mark.parametrize("mode", RESUME_MODES)
+@pytest.mark.parametrize("sni,cn", [("a.test", "a.test"), ("b.test", "b.test"),
+                                    ("x.a.test", "a.test")])
+def test_session_resumed_under_same_name(tg, keep, mode, sni, cn):
+    ctx, port, sess, first_cn = fresh_session(keep, tg, mode, sni)
+    assert first_cn == cn
+    # a refused offer under another name does not spoil the session
+    other = "a.test" if cn == "b.test" else "b.test"
+    assert not session_visit(keep, port, ctx, other, sess)[1]
+    for i in range(3):
+        sess2, reused, got_cn = session_visit(keep, port, ctx, sni, sess)
+        assert reused, "%s session for %s not resumed (visit %d)" % (mode, sni, i)
+        assert got_cn == cn
+        if mode == "tls13-ticket":
+            sess = sess2  # tickets are renewed; keep the newest

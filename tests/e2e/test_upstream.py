@@ -361,3 +361,55 @@ def test_read_timeout_not_hit_by_slow_client(env):
         c.send(build_request("GET", "/stream/%d" % size))
         r = c.read_response(body_sink=slow)
     assert r.status == 200 and got["n"] == size
+
+
+# ------------------------------------- pools never shared across TLS settings
+
+
+@pytest.mark.parametrize("lax", ["other_ca", "verify_off"])
+def test_pool_not_shared_across_tls_settings(env, certs, lax):
+    """Two upstreams name the same https URL but verify it differently. The
+    upstream's certificate is signed by a CA only `lax` accepts (another CA
+    file, or no verification); `strict` trusts the test CA alone. A pooled
+    connection that `lax` made must never serve `strict`: 502 every time,
+    however the requests alternate."""
+    up, url = https_up(env, certs.rogue_localhost)
+    lax_conf = ({"tls_verify": True, "ca_file": certs.rogue_ca} if lax == "other_ca"
+                else {"tls_verify": False})
+    ups = {"lax": helpers.upstream_conf(url, retries=0, **lax_conf),
+           "strict": helpers.upstream_conf(url, tls_verify=True, ca_file=certs.ca,
+                                           retries=0)}
+    routes = [{"name": "lax", "match": {"path": "/lax"}, "upstream": "lax"},
+              {"name": "strict", "match": {"path": "/strict"}, "upstream": "strict"}]
+    gw = gateway(env, ups, routes)
+    with RawConn(gw.port) as c:
+        for i in range(6):
+            c.send(build_request("GET", "/lax/%d" % i))
+            r = c.read_response()
+            assert r.status == 200, "lax route, request %d: %r" % (i, r)
+            c.send(build_request("GET", "/strict/%d" % i))
+            r = c.read_response()
+            assert r.status == 502, "strict route got a connection the other upstream " \
+                "verified (request %d): %r" % (i, r)
+            assert_error(r, 502, "bad_gateway")
+    paths = [e["path"] for e in up.requests()]
+    assert not [p for p in paths if p.startswith("/strict")], paths
+    conns = up.events("conn")
+    assert len(conns) < 6, "lax upstream not pooled (test ineffective): %d" % len(conns)
+
+
+def test_pool_shared_by_identical_settings(env, certs):
+    """Two upstreams with the same URL and the same TLS settings may share
+    pooled connections (the key is the settings, not the upstream name)."""
+    up, url = https_up(env, certs.localhost)
+    conf = helpers.upstream_conf(url, tls_verify=True, ca_file=certs.ca, retries=0)
+    routes = [{"name": "one", "match": {"path": "/one"}, "upstream": "one"},
+              {"name": "two", "match": {"path": "/two"}, "upstream": "two"}]
+    gw = gateway(env, {"one": conf, "two": dict(conf)}, routes)
+    with RawConn(gw.port) as c:
+        for i in range(6):
+            for name in ("one", "two"):
+                c.send(build_request("GET", "/%s/%d" % (name, i)))
+                assert c.read_response().status == 200
+    assert len(up.requests()) == 12
+    assert len(up.events("conn")) == 1, up.events("conn")

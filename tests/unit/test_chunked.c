@@ -26,7 +26,7 @@ static pc_chunked_status run(const char *text, size_t step, sink *s,
                              size_t *stop)
 {
     pc_chunked c;
-    pc_chunked_init(&c, 256);
+    pc_chunked_init(&c, 256, 16);
     size_t len = strlen(text), off = 0;
     const char *err = NULL;
     memset(s, 0, sizeof *s);
@@ -115,11 +115,55 @@ Test(chunked, trailer_section_is_bounded)
 Test(chunked, max_size_accepted)
 {
     pc_chunked c;
-    pc_chunked_init(&c, 64);
+    pc_chunked_init(&c, 64, 16);
     size_t used;
     const char *err;
     cr_assert_eq(pc_chunked_decode(&c, "ffffffffffffffff\r\nab", 20, &used,
                                    NULL, NULL, &err),
                  PC_CHUNKED_MORE);
     cr_assert_eq(c.left, UINT64_MAX - 2);
+}
+
+/* CONTRACT §2 "Trailers": each trailer line is a field line; a request
+ * line after the last chunk is not swallowed as a trailer. */
+Test(chunked, trailer_lines_must_be_fields)
+{
+    static const struct {
+        const char *in;
+        int ok;
+    } rows[] = {
+        {"0\r\nX-Sum: 1\r\n\r\n", 1},
+        {"0\r\nX-A: 1\r\nX-B:\r\n\r\n", 1},
+        {"0\r\nGET /admin HTTP/1.1\r\n\r\n", 0},
+        {"0\r\nnocolon\r\n\r\n", 0},
+        {"0\r\n: empty-name\r\n\r\n", 0},
+        {"0\r\nBad Name: 1\r\n\r\n", 0},
+        {"0\r\nX: a\x01" "b\r\n\r\n", 0},
+        {"0\r\nX: a\x7f\r\n\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        pc_chunked c;
+        size_t used = 0;
+        const char *err = NULL;
+        pc_chunked_init(&c, 256, 16);
+        pc_chunked_status st = pc_chunked_decode(&c, rows[i].in, strlen(rows[i].in),
+                                                 &used, NULL, NULL, &err);
+        cr_assert_eq(st, rows[i].ok ? PC_CHUNKED_DONE : PC_CHUNKED_ERROR,
+                     "row %zu: %d (%s)", i, st, err ? err : "");
+    }
+}
+
+Test(chunked, trailer_fields_are_counted)
+{
+    const char *in = "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    pc_chunked c;
+    size_t used = 0;
+    const char *err = NULL;
+    pc_chunked_init(&c, 256, 3);
+    cr_assert_eq(pc_chunked_decode(&c, in, strlen(in), &used, NULL, NULL, &err),
+                 PC_CHUNKED_DONE);
+    pc_chunked_init(&c, 256, 2);
+    cr_assert_eq(pc_chunked_decode(&c, in, strlen(in), &used, NULL, NULL, &err),
+                 PC_CHUNKED_ERROR);
+    cr_assert_str_eq(err, "too many trailer fields");
 }

@@ -326,6 +326,141 @@ Test(config, to_json_masks_secrets)
     pc_errors_free(&errs);
 }
 
+/* Issue 7 E.18: every value that came from ${ENV}, wherever it sits and
+ * whatever its type, is "***" in the JSON view, and so is every secret key;
+ * literal non-secret values stay readable. */
+static const char env_yaml[] =
+    "listen: [{address: \"${PC_T_E_LISTEN}\"}]\n"
+    "admin: {listen: 127.0.0.1:19955, token: literal-admin-token}\n"
+    "acl: {allow: [\"${PC_T_E_CIDR}\", 127.0.0.0/8]}\n"
+    "jwt:\n"
+    "  providers:\n"
+    "    - name: main\n"
+    "      algorithms: [HS256]\n"
+    "      secret: literal-jwt-secret-0123456789abcdef0123456789abcdef\n"
+    "      forward_claims: {sub: \"${PC_T_E_CLAIMHDR}\"}\n"
+    "upstreams:\n"
+    "  envup:\n"
+    "    targets: [{url: \"${PC_T_E_URL}\", weight: \"${PC_T_E_WEIGHT}\"}]\n"
+    "    connect_timeout: ${PC_T_E_TIMEOUT}\n"
+    "    preserve_host: ${PC_T_E_BOOL}\n"
+    "routes:\n"
+    "  - name: r1\n"
+    "    match: {path: \"${PC_T_E_PATH}\", methods: [\"${PC_T_E_METHOD}\", GET]}\n"
+    "    upstream: envup\n"
+    "    validate: {content_types: [\"${PC_T_E_CTYPE}\"]}\n"
+    "    headers:\n"
+    "      request:\n"
+    "        set:\n"
+    "          X-Api-Credential: \"${PC_T_E_CRED}\"\n"
+    "          X-Client-Ident: \"Bearer ${PC_T_E_BEARER}\"\n"
+    "          X-Note: plain-note\n"
+    "          \"${PC_T_E_HNAME}\": fixed\n"
+    "        remove: [\"${PC_T_E_RM}\"]\n"
+    "  - name: r2\n"
+    "    match: {path: /literal}\n"
+    "    upstream: envup\n"
+    "    auth: {jwt: main}\n"
+    "    verify_signature: {secret: literal-sig-secret}\n";
+
+static const char *const env_vals[][2] = {
+    {"PC_T_E_LISTEN", "127.0.0.1:18555"},
+    {"PC_T_E_CIDR", "10.11.12.0/24"},
+    {"PC_T_E_CLAIMHDR", "X-Env-Claim-Hdr"},
+    {"PC_T_E_URL", "http://127.0.0.1:9123"},
+    {"PC_T_E_WEIGHT", "7"},
+    {"PC_T_E_TIMEOUT", "1500ms"},
+    {"PC_T_E_BOOL", "true"},
+    {"PC_T_E_PATH", "/envpath-unit"},
+    {"PC_T_E_METHOD", "POST"},
+    {"PC_T_E_CTYPE", "Application/Vnd.Env+JSON"},
+    {"PC_T_E_CRED", "cred-from-env-0451"},
+    {"PC_T_E_BEARER", "bearer-part-9f0e"},
+    {"PC_T_E_HNAME", "X-Env-Named-Hdr"},
+    {"PC_T_E_RM", "X-Remove-Me-Env"},
+};
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    cr_assert_not_null(v, "no key '%s'", k);
+    return json_is_string(v) ? json_string_value(v) : "(not a string)";
+}
+
+static void check_env_routes(json_t *j)
+{
+    json_t *r1 = json_array_get(json_object_get(j, "routes"), 0);
+    json_t *match = json_object_get(r1, "match");
+    cr_assert_str_eq(jstr(match, "path"), "***");
+    json_t *methods = json_object_get(match, "methods");
+    for (size_t i = 0; i < json_array_size(methods); i++)
+        cr_assert_str_neq(json_string_value(json_array_get(methods, i)), "POST");
+    cr_assert_str_eq(jstr(r1, "upstream"), "envup");
+    json_t *ct = json_object_get(json_object_get(r1, "validate"), "content_types");
+    cr_assert_str_eq(json_string_value(json_array_get(ct, 0)), "***");
+    json_t *req = json_object_get(json_object_get(r1, "headers"), "request");
+    json_t *set = json_object_get(req, "set");
+    cr_assert_str_eq(jstr(set, "X-Api-Credential"), "***");
+    cr_assert_str_eq(jstr(set, "X-Client-Ident"), "***");
+    cr_assert_str_eq(jstr(set, "X-Note"), "plain-note");
+    cr_assert_str_eq(jstr(set, "***"), "***"); /* the name came from ${ENV} */
+    cr_assert_eq(json_object_size(set), 4);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(req, "remove"), 0)),
+                     "***");
+    json_t *r2 = json_array_get(json_object_get(j, "routes"), 1);
+    cr_assert_str_eq(jstr(json_object_get(r2, "match"), "path"), "/literal");
+    cr_assert_str_eq(jstr(json_object_get(r2, "verify_signature"), "secret"), "***");
+    cr_assert_str_eq(jstr(json_object_get(r2, "auth"), "jwt"), "main");
+}
+
+static void check_env_top(json_t *j)
+{
+    json_t *l0 = json_array_get(json_object_get(j, "listen"), 0);
+    cr_assert_str_eq(jstr(l0, "address"), "***");
+    json_t *admin = json_object_get(j, "admin");
+    cr_assert_str_eq(jstr(admin, "token"), "***");
+    cr_assert_str_eq(jstr(admin, "listen"), "127.0.0.1:19955");
+    json_t *allow = json_object_get(json_object_get(j, "acl"), "allow");
+    cr_assert_str_eq(json_string_value(json_array_get(allow, 0)), "***");
+    cr_assert_str_eq(json_string_value(json_array_get(allow, 1)), "127.0.0.0/8");
+    json_t *p = json_array_get(json_object_get(json_object_get(j, "jwt"), "providers"), 0);
+    cr_assert_str_eq(jstr(p, "secret"), "***");
+    cr_assert_str_eq(jstr(json_object_get(p, "forward_claims"), "sub"), "***");
+    json_t *up = json_object_get(json_object_get(j, "upstreams"), "envup");
+    json_t *t0 = json_array_get(json_object_get(up, "targets"), 0);
+    cr_assert_str_eq(jstr(t0, "url"), "***");
+    cr_assert_str_eq(jstr(t0, "weight"), "***");   /* a number */
+    cr_assert_str_eq(jstr(up, "connect_timeout"), "***"); /* a duration */
+    cr_assert_str_eq(jstr(up, "preserve_host"), "***");   /* a boolean */
+    cr_assert_str_eq(jstr(up, "read_timeout"), "30s");
+}
+
+Test(config, to_json_hides_env_values)
+{
+    for (size_t i = 0; i < sizeof env_vals / sizeof env_vals[0]; i++)
+        setenv(env_vals[i][0], env_vals[i][1], 1);
+    pc_config *c = load(env_yaml);
+    cr_assert_not_null(c, "%s", errs.n ? errs.msgs[0] : "");
+    cr_assert_eq(c->upstreams[0].targets[0].weight, 7); /* the real values */
+    cr_assert_str_eq(c->routes[0].req_headers.set[1].value, "Bearer bearer-part-9f0e");
+    json_t *j = pc_config_to_json(c);
+    cr_assert_not_null(j);
+    check_env_top(j);
+    check_env_routes(j);
+    char *text = json_dumps(j, JSON_COMPACT);
+    for (size_t i = 0; i < sizeof env_vals / sizeof env_vals[0]; i++)
+        if (strlen(env_vals[i][1]) > 4) /* "7", "true": too common to grep */
+            cr_assert_null(strcasestr(text, env_vals[i][1]), "%s leaked: %s",
+                           env_vals[i][0], text);
+    cr_assert_null(strstr(text, "literal-admin-token"));
+    cr_assert_null(strstr(text, "literal-jwt-secret"));
+    cr_assert_null(strstr(text, "literal-sig-secret"));
+    free(text);
+    json_decref(j);
+    pc_config_unref(c);
+    pc_errors_free(&errs);
+}
+
 Test(config, defaults)
 {
     pc_config *c = load(MIN_LISTEN);
@@ -896,5 +1031,30 @@ Test(config, https_upstream_gets_client_context)
                         "    ca_file: no-such-ca.pem\n");
     cr_assert_null(c);
     EXPECT("4:5: cannot load CA file '/tmp/no-such-ca.pem': *");
+    pc_errors_free(&errs);
+}
+
+/* A forwarded claim must not take a header the gateway owns: framing would
+ * smuggle, X-Forwarded-* / X-Request-Id would replace the gateway's value,
+ * a bad name would inject header lines. */
+Test(config, forward_claims_header_names)
+{
+    load_fails(MIN_LISTEN MIN_UP
+               "jwt:\n"
+               "  providers:\n"
+               "    - name: p\n"
+               "      algorithms: [HS256]\n"
+               "      secret: 0123456789abcdef0123456789abcdef\n"
+               "      forward_claims: {a: Content-Length, b: Transfer-Encoding,\n"
+               "                       c: X-Forwarded-For, d: X-Request-Id,\n"
+               "                       e: \"X A\", f: Connection, g: Authorization,\n"
+               "                       h: X-User-Id}\n");
+    EXPECT("8:27: forward_claims: header 'Content-Length' cannot carry a claim: it is not a header name or the gateway manages it",
+           "8:46: forward_claims: header 'Transfer-Encoding' cannot carry a claim: it is not a header name or the gateway manages it",
+           "9:27: forward_claims: header 'X-Forwarded-For' cannot carry a claim: it is not a header name or the gateway manages it",
+           "9:47: forward_claims: header 'X-Request-Id' cannot carry a claim: it is not a header name or the gateway manages it",
+           "10:27: forward_claims: header 'X A' cannot carry a claim: it is not a header name or the gateway manages it",
+           "10:37: forward_claims: header 'Connection' cannot carry a claim: it is not a header name or the gateway manages it",
+           "10:52: forward_claims: header 'Authorization' cannot carry a claim: it is not a header name or the gateway manages it");
     pc_errors_free(&errs);
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
 #include "portcullis/errors.h"
 #include "portcullis/headers.h"
@@ -163,4 +164,179 @@ Test(errors, small_buffer_fails_cleanly)
 {
     char buf[10];
     cr_assert_eq(pc_err_body(PC_ERR_BAD_GATEWAY, NULL, "x", buf, sizeof buf), 0);
+}
+
+/* ---- validation: one table for both sides ---------------------------- */
+
+Test(headers, field_name_and_value_table)
+{
+    static const struct {
+        const char *s;
+        int name_ok, value_ok;
+    } rows[] = {
+        {"Content-Type", 1, 1},
+        {"x-a_b.c~d!#$%&'*+^`|", 1, 1},
+        {"Transfer Encoding", 0, 1},
+        {"Content Length", 0, 1},
+        {"a:b", 0, 1},
+        {"", 0, 1},
+        {"a\tb", 0, 1},
+        {"a\x01" "b", 0, 0},
+        {"a\x7f", 0, 0},
+        {"caf\xc3\xa9", 0, 1}, /* obs-text is a value, never a name */
+        {"a\rb", 0, 0},
+        {"a\nb", 0, 0},
+        {"(x)", 0, 1},
+        {"a\"b", 0, 1},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t n = strlen(rows[i].s);
+        cr_assert_eq(pc_header_name_valid(rows[i].s, n), rows[i].name_ok,
+                     "name row %zu", i);
+        cr_assert_eq(pc_header_value_valid(rows[i].s, n), rows[i].value_ok,
+                     "value row %zu", i);
+    }
+    cr_assert(!pc_header_value_valid("a\0b", 3), "NUL in a value");
+}
+
+/* ---- CONTRACT §3 "Header order upstream" ------------------------------ */
+
+static pc_req *fake_req(void)
+{
+    pc_req *r = pc_arena_alloc(arena, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->arena = arena;
+    strcpy(r->peer_text, "192.0.2.7");
+    strcpy(r->request_id, "rid-1");
+    r->host = "api.example.com";
+    return r;
+}
+
+static const char *get(const pc_headers *h, const char *name)
+{
+    const pc_header *x = pc_headers_get(h, name);
+    return x ? x->value : NULL;
+}
+
+static int index_of(const pc_headers *h, const char *name)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        if (strcasecmp(h->v[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+Test(headers, client_cannot_remove_gateway_headers)
+{
+    pc_req *r = fake_req();
+    add(&r->headers, "Connection",
+        "X-Api-Version, X-User-Id, X-Forwarded-For, X-Forwarded-Proto, "
+        "X-Forwarded-Host, X-Request-Id");
+    add(&r->headers, "Accept", "*/*");
+    pc_headers_add(&r->gw_headers, arena, "X-User-Id", 9, "alice", 5);
+    pc_kv set[] = {{.name = "X-Api-Version", .value = "2"}};
+    pc_header_rules rules = {.set = set, .nset = 1};
+    pc_headers out;
+    pc_headers_upstream(r, 0, &rules, &out, arena);
+    cr_assert_str_eq(get(&out, "x-api-version"), "2");
+    cr_assert_str_eq(get(&out, "x-user-id"), "alice");
+    cr_assert_str_eq(get(&out, "x-forwarded-for"), "192.0.2.7");
+    cr_assert_str_eq(get(&out, "x-forwarded-proto"), "http");
+    cr_assert_str_eq(get(&out, "x-forwarded-host"), "api.example.com");
+    cr_assert_str_eq(get(&out, "x-request-id"), "rid-1");
+    cr_assert_str_eq(get(&out, "accept"), "*/*");
+    cr_assert_null(get(&out, "connection"));
+}
+
+Test(headers, client_copies_of_managed_names_removed)
+{
+    pc_req *r = fake_req();
+    r->tls = 1;
+    add(&r->headers, "X-Forwarded-For", "203.0.113.1");
+    add(&r->headers, "X-Forwarded-Proto", "http");
+    add(&r->headers, "X-Forwarded-Host", "evil.test");
+    add(&r->headers, "X-Request-Id", "client-id");
+    add(&r->headers, "X-User-Id", "root");
+    add(&r->headers, "Host", "api.example.com");
+    add(&r->headers, "Content-Length", "5");
+    add(&r->headers, "Transfer-Encoding", "chunked");
+    add(&r->headers, "Expect", "100-continue");
+    pc_headers_add(&r->gw_headers, arena, "X-User-Id", 9, "alice", 5);
+    pc_headers out;
+    pc_headers_upstream(r, 0, NULL, &out, arena);
+    cr_assert_str_eq(get(&out, "x-forwarded-for"), "203.0.113.1, 192.0.2.7",
+                     "X-Forwarded-For is appended to");
+    cr_assert_str_eq(get(&out, "x-forwarded-proto"), "https");
+    cr_assert_str_eq(get(&out, "x-forwarded-host"), "api.example.com");
+    cr_assert_str_eq(get(&out, "x-request-id"), "rid-1");
+    cr_assert_str_eq(get(&out, "x-user-id"), "alice");
+    cr_assert_eq(pc_headers_count(&out, "x-user-id"), 1);
+    cr_assert_eq(pc_headers_count(&out, "x-forwarded-for"), 1);
+    cr_assert_null(get(&out, "host"), "Host is written per attempt");
+    cr_assert_null(get(&out, "content-length"));
+    cr_assert_null(get(&out, "transfer-encoding"));
+    cr_assert_null(get(&out, "expect"));
+}
+
+Test(headers, forwarded_family_only_from_trusted_peers)
+{
+    static const char *const names[] = {
+        "Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix",
+        "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server", NULL};
+    for (int trusted = 0; trusted <= 1; trusted++) {
+        pc_req *r = fake_req();
+        for (int i = 0; names[i]; i++)
+            add(&r->headers, names[i], "x");
+        pc_headers out;
+        pc_headers_upstream(r, trusted, NULL, &out, arena);
+        for (int i = 0; names[i]; i++)
+            cr_assert_eq(get(&out, names[i]) != NULL, trusted, "%s trusted=%d",
+                         names[i], trusted);
+    }
+}
+
+Test(headers, order_rules_after_client_gateway_last)
+{
+    pc_req *r = fake_req();
+    add(&r->headers, "Cookie", "a=1");
+    add(&r->headers, "X-Api-Version", "1");
+    add(&r->headers, "Accept", "*/*");
+    pc_headers_add(&r->gw_headers, arena, "X-User-Id", 9, "alice", 5);
+    pc_kv set[] = {{.name = "X-Api-Version", .value = "2"},
+                   {.name = "X-Request-Id", .value = "from-rule"},
+                   {.name = "X-User-Id", .value = "from-rule"}};
+    char *rm[] = {"Cookie"};
+    pc_header_rules rules = {.set = set, .nset = 3, .remove = rm, .nremove = 1};
+    pc_headers out;
+    pc_headers_upstream(r, 0, &rules, &out, arena);
+    cr_assert_null(get(&out, "cookie"));
+    cr_assert_str_eq(get(&out, "x-api-version"), "2");
+    cr_assert_eq(pc_headers_count(&out, "x-api-version"), 1);
+    /* the gateway's own come last and win over a rule */
+    cr_assert_str_eq(get(&out, "x-request-id"), "rid-1");
+    cr_assert_eq(pc_headers_count(&out, "x-request-id"), 1);
+    cr_assert_str_eq(get(&out, "x-user-id"), "alice");
+    cr_assert_eq(pc_headers_count(&out, "x-user-id"), 1);
+    cr_assert_lt(index_of(&out, "accept"), index_of(&out, "x-api-version"));
+    cr_assert_lt(index_of(&out, "x-api-version"), index_of(&out, "x-forwarded-for"));
+    cr_assert_eq(index_of(&out, "x-user-id"), (int)out.n - 1);
+}
+
+Test(headers, downstream_rules)
+{
+    pc_headers h = {0};
+    add(&h, "Connection", "close, X-Internal");
+    add(&h, "X-Internal", "1");
+    add(&h, "Content-Length", "5");
+    add(&h, "Transfer-Encoding", "chunked");
+    add(&h, "X-Request-Id", "upstream-id");
+    add(&h, "Server", "up");
+    add(&h, "Content-Type", "text/plain");
+    char *rm[] = {"Server"};
+    pc_kv set[] = {{.name = "Strict-Transport-Security", .value = "max-age=1"}};
+    pc_header_rules rules = {.set = set, .nset = 1, .remove = rm, .nremove = 1};
+    pc_headers_downstream(&h, arena, &rules);
+    cr_assert_eq(h.n, 2);
+    cr_assert_str_eq(h.v[0].name, "Content-Type");
+    cr_assert_str_eq(h.v[1].name, "Strict-Transport-Security");
 }

@@ -114,6 +114,40 @@ Test(node, env_expansion)
     done(r);
 }
 
+/* Issue 7 E.18: /admin/config hides every value that came from ${ENV}, so
+ * the loader marks each scalar that had a reference, wherever it sat. */
+Test(node, env_values_are_marked_from_env)
+{
+    setenv("PC_T_NODE_A", "hello", 1);
+    setenv("PC_T_NODE_EMPTY", "", 1);
+    pc_node *r = load("a: ${PC_T_NODE_A}\n"
+                      "b: \"Bearer ${PC_T_NODE_A}\"\n"
+                      "c: \"${PC_T_NODE_EMPTY}\"\n"
+                      "d: literal\n"
+                      "e: cost $5 and $x\n"
+                      "f: [one, \"${PC_T_NODE_A}-two\"]\n"
+                      "g: {k: v}\n"
+                      "${PC_T_NODE_A}-key: plain\n");
+    cr_assert_eq(errs.n, 0, "%s", errs.n ? errs.msgs[0] : "");
+    cr_assert_eq(pc_node_get(r, "a")->from_env, 1);
+    cr_assert_eq(pc_node_get(r, "b")->from_env, 1);
+    cr_assert_str_eq(pc_node_get(r, "b")->value, "Bearer hello");
+    cr_assert_eq(pc_node_get(r, "c")->from_env, 1); /* even when empty */
+    cr_assert_eq(pc_node_get(r, "d")->from_env, 0);
+    cr_assert_eq(pc_node_get(r, "e")->from_env, 0);
+    const pc_node *f = pc_node_get(r, "f");
+    cr_assert_eq(f->from_env, 0);
+    cr_assert_eq(f->vals[0]->from_env, 0);
+    cr_assert_eq(f->vals[1]->from_env, 1);
+    cr_assert_eq(pc_node_get(pc_node_get(r, "g"), "k")->from_env, 0);
+    cr_assert_eq(pc_node_get(r, "hello-key")->from_env, 0);
+    size_t last = r->n - 1;
+    cr_assert_str_eq(r->keys[last]->value, "hello-key");
+    cr_assert_eq(r->keys[last]->from_env, 1);
+    cr_assert_eq(r->keys[0]->from_env, 0);
+    done(r);
+}
+
 Test(node, env_unset_and_malformed)
 {
     unsetenv("PC_T_NODE_UNSET");
