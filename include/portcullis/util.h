@@ -17,6 +17,12 @@ char *pc_xstrndup(const char *s, size_t n);
 /* Case-insensitive ASCII comparison of two byte ranges; 1 when equal. */
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);
 
+/* RFC 9110 §5.6.2: 1 when c is a tchar (a byte of a token: header names,
+ * methods, transfer codings). */
+int pc_is_tchar(unsigned char c);
+/* 1 when s[0..n) is a token (1*tchar). */
+int pc_is_token(const char *s, size_t n);
+
 /* Formats a message into err (when err and errlen are given) and returns
  * -1: the one-line error path of the pure parsers. */
 int pc_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -32,20 +32,9 @@ typedef struct route_src {
 
 /* ---- match ------------------------------------------------------------- */
 
-static int is_tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static int is_token(const char *s)
 {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!is_tchar(*s))
-            return 0;
-    return 1;
+    return pc_is_token(s, strlen(s));
 }
 
 /* Request paths are normalised before matching (CONTRACT §3), so a pattern

@@ -144,16 +144,7 @@ void pc_headers_apply_rules(pc_headers *h, pc_arena *a,
 
 int pc_header_name_valid(const char *s, size_t n)
 {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-              (ch >= 'A' && ch <= 'Z') || (ch && strchr(extra, ch))))
-            return 0;
-    }
-    return 1;
+    return pc_is_token(s, n);
 }
 
 int pc_header_value_valid(const char *s, size_t n)

@@ -2,6 +2,7 @@
  * state machine over bytes; data runs are handed out by pointer, never
  * copied. Never allocates, never does I/O. */
 #include "portcullis/chunked.h"
+#include "portcullis/util.h"
 
 enum {
     S_SIZE,        /* hex digits of the chunk size */
@@ -47,7 +48,6 @@ static int hexval(unsigned char ch)
  * the colon, then a field value (VCHAR, obs-text, SP, HTAB). */
 static int trailer_byte(pc_chunked *c, unsigned char ch)
 {
-    static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
     if (c->colon)
         return (ch < 0x20 && ch != '\t') || ch == 0x7f ? -1 : 0;
     if (ch == ':') {
@@ -56,13 +56,7 @@ static int trailer_byte(pc_chunked *c, unsigned char ch)
         c->colon = 1;
         return 0;
     }
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-        (ch >= 'A' && ch <= 'Z'))
-        return 0;
-    for (const char *x = tchar_extra; *x; x++)
-        if ((unsigned char)*x == ch)
-            return 0;
-    return -1;
+    return pc_is_tchar(ch) ? 0 : -1;
 }
 
 static pc_chunked_status bad(size_t i, size_t *used, const char **err,

@@ -51,6 +51,22 @@ char *pc_xstrndup(const char *s, size_t n)
     return p;
 }
 
+int pc_is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int pc_is_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!pc_is_tchar((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)
