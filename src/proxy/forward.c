@@ -472,6 +472,19 @@ static void up_write_cb(pc_sock *s, void *arg)
         f->req->sink->resume_body(f->req);
 }
 
+/* The upstream's own word on persistence (RFC 9112 §9.3), from the final
+ * head's Connection field; framing is judged by the caller. Not
+ * llhttp_should_keep_alive: it also looks at body framing as llhttp would
+ * have read it, and llhttp reads no body here. */
+static int upstream_keeps(const llhttp_t *p)
+{
+    if (p->flags & F_CONNECTION_CLOSE)
+        return 0;
+    if (p->http_major == 1 && p->http_minor == 0)
+        return (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
+    return 1;
+}
+
 static void complete(fwd *f)
 {
     pc_req *r = f->req;
@@ -479,7 +492,7 @@ static void complete(fwd *f)
     /* Bytes past the end of the response mean the upstream framed it
      * differently from us: that connection is never reused. */
     int keep = uc && f->a.resp.framing.kind != PC_FRAME_CLOSE &&
-               llhttp_should_keep_alive(&uc->parser) && f->body_done &&
+               upstream_keeps(&uc->parser) && f->body_done &&
                evbuffer_get_length(pc_sock_output(uc->sock)) == 0 &&
                evbuffer_get_length(pc_sock_input(uc->sock)) == 0;
     detach_conn(f, keep);
