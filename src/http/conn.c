@@ -29,6 +29,7 @@
 #include "portcullis/chunked.h"
 #include "portcullis/conn.h"
 #include "portcullis/framing.h"
+#include "portcullis/headscan.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
 #include "portcullis/log.h"
@@ -166,8 +167,7 @@ static void parser_init(pc_conn *c)
 
 static void scan_reset(pc_conn *c)
 {
-    c->scan_lines = c->scan_linelen = 0;
-    c->scan_prev = 0;
+    pc_headscan_init(&c->scan, 0);
     c->scan_done = 0;
 }
 
@@ -210,33 +210,6 @@ static void fail_request(pc_conn *c, pc_errcode e, const char *msg)
     c->keepalive = 0;
     finish_request(c);
 }
-
-/* Bare LF and obs-fold are refused before llhttp sees them (CONTRACT §3
- * step 1). Scans head bytes only, up to the empty line that ends the head,
- * keeping its state across reads; returns 0 when the bytes are clean. */
-static int scan_head(pc_conn *c, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n && !c->scan_done; i++) {
-        unsigned char ch = p[i];
-        if (ch == '\n') {
-            if (c->scan_prev != '\r')
-                return -1;
-            if (c->scan_linelen == 0 && c->scan_lines > 0)
-                c->scan_done = 1;
-            else if (c->scan_linelen > 0)
-                c->scan_lines++;
-            c->scan_linelen = 0;
-        } else if (ch != '\r') {
-            if (c->scan_linelen == 0 && c->scan_lines > 0 &&
-                (ch == ' ' || ch == '\t'))
-                return -1; /* obs-fold: a line starting with whitespace */
-            c->scan_linelen++;
-        }
-        c->scan_prev = ch;
-    }
-    return 0;
-}
-
 
 /* Moves Content-Length body bytes to the handler as they are. */
 static void move_body(pc_conn *c, struct evbuffer *in, size_t avail)
@@ -366,11 +339,21 @@ static void conn_process(pc_conn *c)
             uint64_t max = c->w->cfg->limits.max_header_bytes;
             if (c->head_bytes + len > max + 1)
                 len = (size_t)(max + 1 - c->head_bytes);
-            if (scan_head(c, v.iov_base, len) != 0) {
+            /* Line discipline first (bare CR or LF, obs-fold: lib/headscan):
+             * llhttp then gets the head and not a byte more. */
+            size_t end = 0;
+            const char *why = NULL;
+            pc_headscan_status st = c->scan_done ? PC_HEADSCAN_MORE
+                : pc_headscan_feed(&c->scan, v.iov_base, len, &end, &why);
+            if (st == PC_HEADSCAN_ERROR) {
                 if (!c->req)
                     pc_conn_new_req(c);
-                fail_request(c, PC_ERR_BAD_REQUEST, "bare LF or obs-fold");
+                fail_request(c, PC_ERR_BAD_REQUEST, why);
                 return;
+            }
+            if (st == PC_HEADSCAN_DONE) {
+                c->scan_done = 1;
+                len = end;
             }
         }
         enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, len);
@@ -389,6 +372,11 @@ static void conn_process(pc_conn *c)
             const char *msg = c->fail != PC_ERR_NONE ? c->fail_msg
                                                      : llhttp_get_error_reason(&c->parser);
             fail_request(c, code, msg);
+            return;
+        }
+        if (in_head && c->scan_done && !c->head_ready) {
+            /* llhttp did not end the head where the scan did. */
+            fail_request(c, PC_ERR_BAD_REQUEST, "malformed message head");
             return;
         }
         if (in_head && c->req && !c->head_ready && !c->head_done &&

@@ -6,6 +6,7 @@
 
 #include <llhttp.h>
 
+#include "portcullis/headscan.h"
 #include "portcullis/http.h"
 #include "portcullis/worker.h"
 
@@ -37,9 +38,7 @@ struct pc_conn {
     uint64_t body_bytes;
     uint64_t raw_left;         /* Content-Length body bytes still to move */
     struct pc_chunked *ck;     /* chunked body decoder (request arena) */
-    uint32_t scan_lines;       /* head scan: lines seen, current line length */
-    uint32_t scan_linelen;
-    unsigned char scan_prev;
+    pc_headscan scan;          /* line discipline of the current head */
     uint64_t header_deadline;  /* ns, monotonic */
     unsigned nheaders;
 

@@ -19,6 +19,7 @@
 #include "pool_int.h"
 #include "portcullis/chunked.h"
 #include "portcullis/framing.h"
+#include "portcullis/headscan.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
 #include "portcullis/log.h"
@@ -58,6 +59,7 @@ typedef struct attempt {
     char *field, *value;       /* header being parsed (malloc) */
     size_t flen, vlen, fcap, vcap;
     uint64_t head_bytes;       /* of the head being read */
+    pc_headscan scan;          /* its line discipline and status line */
     int got_bytes;             /* the upstream sent something */
     int up_eof;                /* upstream closed; input may remain */
 } attempt;
@@ -580,6 +582,13 @@ static int read_some(fwd *f, struct evbuffer *in)
     a->got_bytes = 1;
     if (a->head_bytes + v.iov_len > UP_HEAD_MAX)
         v.iov_len = (size_t)(UP_HEAD_MAX + 1 - a->head_bytes);
+    size_t end = 0;
+    pc_headscan_status hs = pc_headscan_feed(&a->scan, v.iov_base, v.iov_len,
+                                             &end, &a->invalid);
+    if (hs == PC_HEADSCAN_ERROR)
+        return -1;
+    if (hs == PC_HEADSCAN_DONE)
+        v.iov_len = end; /* llhttp gets the head and not a byte more */
     enum llhttp_errno e = llhttp_execute(&a->uc->parser, v.iov_base, v.iov_len);
     size_t used = v.iov_len;
     if (e != HPE_OK)
@@ -593,6 +602,10 @@ static int read_some(fwd *f, struct evbuffer *in)
     if (e != HPE_OK) {
         if (!a->invalid)
             a->invalid = llhttp_get_error_reason(&a->uc->parser);
+        return -1;
+    }
+    if (hs == PC_HEADSCAN_DONE) {
+        a->invalid = "malformed response head"; /* llhttp read it otherwise */
         return -1;
     }
     if (a->head_bytes > UP_HEAD_MAX) {
@@ -750,9 +763,12 @@ static const llhttp_settings_t resp_settings = {
     .on_headers_complete = r_headers_complete,
 };
 
+/* A fresh parser and scanner for the next head (each attempt, and after
+ * each 1xx). */
 static void parser_init(fwd *f)
 {
     llhttp_init(&f->a.uc->parser, HTTP_RESPONSE, &resp_settings);
     f->a.uc->parser.data = f;
     f->a.flen = f->a.vlen = 0;
+    pc_headscan_init(&f->a.scan, 1);
 }

@@ -303,6 +303,19 @@ def test_a2_http09_request_line_400(alive, data):
     refused(alive, data, what="HTTP/0.9 %r" % data)
 
 
+# Found by fuzz_http: llhttp reads a bare CR as a line end, so a field
+# hidden behind it ("X-A: a\rContent-Length: 39") framed a body another
+# parser would read as the next request.
+@pytest.mark.parametrize("data", [
+    b"POST /a2/cr HTTP/1.1\r\n" + H + b"X-A: a\rContent-Length: 39\r\n\r\n"
+    b"GET /admin/secret HTTP/1.1\r\n" + H + b"\r\n",
+    b"GET /a2/cr HTTP/1.1\r\n" + H + b"\rXGET /admin/secret HTTP/1.1\r\n" + H + b"\r\n",
+    b"GET /a2/cr HTTP/1.1\r" + H + b"\r\n",
+], ids=["in_field", "end_of_head", "after_request_line"])
+def test_a2_bare_cr_in_head_400(alive, data):
+    refused(alive, data, what="bare CR %r" % data)
+
+
 @pytest.mark.parametrize("trailer", [
     b"GET /admin/secret HTTP/1.1\r\n\r\n",
     b"GET /admin/secret HTTP/1.1\r\n" + H + b"\r\n",
@@ -459,6 +472,13 @@ B6_CASES = [
     ("name_transfer_space_encoding",
      b"HTTP/1.1 200 OK\r\nTransfer Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
     ("name_content_space_length", b"HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\nhello"),
+    # found by fuzz_response: llhttp reads a bare CR as a line end and a
+    # status code of any length
+    ("bare_cr_in_field", b"HTTP/1.1 200 OK\r\nX-A: a\rContent-Length: 2\r\n\r\nok"),
+    ("bare_cr_end_of_head", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\rXok"),
+    ("status_0200", b"HTTP/1.1 0200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("version_2_0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("bare_lf", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
 ]
 
 

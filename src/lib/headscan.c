@@ -1,0 +1,71 @@
+/* headscan.c: line discipline of a message head (see headscan.h). A byte
+ * loop with three bytes of state; never allocates, never does I/O. */
+#include "portcullis/headscan.h"
+
+#include <string.h>
+
+void pc_headscan_init(pc_headscan *s, int response)
+{
+    memset(s, 0, sizeof *s);
+    s->response = (unsigned char)(response != 0);
+}
+
+/* "HTTP/1.x DDD" then SP or CR: byte i of the status line. */
+static int status_byte(size_t i, unsigned char ch)
+{
+    static const char pre[] = "HTTP/1.";
+    if (i < 7)
+        return ch == (unsigned char)pre[i];
+    if (i == 7)
+        return ch == '0' || ch == '1';
+    if (i == 8)
+        return ch == ' ';
+    if (i < 12)
+        return ch >= '0' && ch <= '9';
+    return ch == ' ' || ch == '\r';
+}
+
+static pc_headscan_status bad(size_t i, size_t *used, const char **why,
+                              const char *msg)
+{
+    *used = i;
+    if (why)
+        *why = msg;
+    return PC_HEADSCAN_ERROR;
+}
+
+pc_headscan_status pc_headscan_feed(pc_headscan *s, const char *in, size_t n,
+                                    size_t *used, const char **why)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (s->prev == '\r' && ch != '\n')
+            return bad(i, used, why, "bare CR in the message head");
+        if (ch == '\n') {
+            if (s->prev != '\r')
+                return bad(i, used, why, "bare LF in the message head");
+            if (s->response && s->lines == 0 && s->linelen < 12)
+                return bad(i, used, why, "invalid status line");
+            s->prev = ch;
+            if (s->linelen == 0 && s->lines > 0) {
+                *used = i + 1;
+                return PC_HEADSCAN_DONE;
+            }
+            if (s->linelen > 0)
+                s->lines++;
+            s->linelen = 0;
+            continue;
+        }
+        if (s->response && s->lines == 0 && s->linelen <= 12 &&
+            !status_byte(s->linelen, ch))
+            return bad(i, used, why, "invalid status line");
+        if (ch != '\r') {
+            if (s->linelen == 0 && s->lines > 0 && (ch == ' ' || ch == '\t'))
+                return bad(i, used, why, "obs-fold in the message head");
+            s->linelen++;
+        }
+        s->prev = ch;
+    }
+    *used = n;
+    return PC_HEADSCAN_MORE;
+}
