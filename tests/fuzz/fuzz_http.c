@@ -409,28 +409,10 @@ static void check_upstream_conns(void)
     }
 }
 
-/* FUZZ_SKIP_BARE_CR=1 skips inputs holding a CR not followed by LF, so
- * that a run can look past that known finding (llhttp 8.1.0 ends a head
- * at "\r\n\r" + any byte and accepts a lone CR as a line end, and
- * conn.c's scan_head only refuses bare LF) while it is open. */
-static int skip_input(const unsigned char *data, size_t size)
-{
-    static int skip_cr = -1;
-    if (skip_cr < 0)
-        skip_cr = getenv("FUZZ_SKIP_BARE_CR") != NULL;
-    if (skip_cr)
-        for (size_t i = 0; i < size; i++)
-            if (data[i] == '\r' && (i + 1 == size || data[i + 1] != '\n'))
-                return 1;
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (!ready)
         setup();
-    if (skip_input(data, size))
-        return 0;
     fz_client cl = {.fd = fz_gw_client(&gw)};
     if (printing())
         dump("client sends", data, size);
