@@ -61,6 +61,18 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* The method is known as soon as the request line has it, so that an error
+ * answered before the head is complete still knows it answers a HEAD (and
+ * sends no body the client would read as the next response). */
+static int on_method_complete(llhttp_t *p)
+{
+    pc_conn *c = p->data;
+    pc_req *r = c->req;
+    r->method = llhttp_method_name((llhttp_method_t)p->method);
+    r->method_bit = pc_method_bit(r->method, strlen(r->method));
+    return 0;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
@@ -288,11 +300,9 @@ static int on_headers_complete(llhttp_t *p)
     /* HTTP/0.9 ("GET /path" CRLF): no version, no headers. */
     if (p->http_major != 1)
         return fail(c, PC_ERR_BAD_REQUEST, "request line without an HTTP version");
+    r->http_minor = p->http_minor;
     if (parse_target(c, r, &auth, &alen) != 0)
         return -1;
-    r->method = llhttp_method_name((llhttp_method_t)p->method);
-    r->method_bit = pc_method_bit(r->method, strlen(r->method));
-    r->http_minor = p->http_minor;
     if (repeated_fields(c, r) != 0 || request_host(c, r, auth, alen) != 0 ||
         request_framing(c, r) != 0)
         return -1;
@@ -315,6 +325,7 @@ static int on_headers_complete(llhttp_t *p)
 
 const llhttp_settings_t pc_request_settings = {
     .on_message_begin = on_message_begin,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
     .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,

@@ -724,3 +724,26 @@ def test_d13_valid_host_served(alive):
     assert r.status == 200, r
     (q,) = only_requests(alive, mark, ["/d13/ok"])
     check_gateway_headers(r, q, host="API.example.com:8080")
+
+
+# Found by fuzz_http: an error answered before the head was complete (a bad
+# path) did not know the method yet and sent a body after a HEAD's 400,
+# bytes the client reads as the start of the next response.
+@pytest.mark.parametrize("target", ["/a;b", "//x", "/x%00"])
+def test_head_refused_before_head_complete_has_no_body(alive, target):
+    data = ("HEAD %s HTTP/1.1\r\n" % target).encode() + H + b"\r\n"
+    s = socket.create_connection(("127.0.0.1", alive.port), timeout=5)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    finally:
+        s.close()
+    head, sep, rest = got.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 400 "), got
+    assert b"\r\ncontent-length: " in head.lower(), head
+    assert rest == b"", "a body after the 400 to a HEAD: %r" % rest
