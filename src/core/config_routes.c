@@ -509,7 +509,10 @@ void pc_config_read_routes(pc_config *c, const pc_node *seq, pc_errors *err)
         src[c->nroutes].path = pc_node_get(pc_node_get(n, "match"), "path");
         r->index = c->nroutes++;
         read_route(c, r, n, err);
-        src[r->index].ok = err->n == before;
+        /* A value with an unset ${NAME} was reported when the file was
+         * read (before `before`) and its readers stay quiet: a route
+         * without a path is not ok either. */
+        src[r->index].ok = err->n == before && r->path != NULL;
     }
     size_t *idx = pc_xmalloc((c->nroutes ? c->nroutes : 1) * sizeof *idx);
     for (size_t i = 0; i < c->nroutes; i++)

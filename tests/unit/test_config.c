@@ -659,6 +659,18 @@ Test(config, unset_env_is_one_error)
     pc_errors_free(&errs);
 }
 
+/* Found by fuzz_config: a route path with an unset ${NAME} crashed the
+ * unreachable-route check (NULL path sorted with strcmp). */
+Test(config, unset_env_in_route_path)
+{
+    unsetenv("id");
+    load_fails(MIN_LISTEN MIN_UP "routes:\n"
+                                 "  - {match: {path: /a}, upstream: u}\n"
+                                 "  - {match: {path: \"/b/${id}\"}, upstream: u}\n");
+    EXPECT("5:20: environment variable 'id' is not set");
+    pc_errors_free(&errs);
+}
+
 Test(config, route_references_and_rewrites)
 {
     load_fails(MIN_LISTEN MIN_UP "routes:\n"
