@@ -23,6 +23,8 @@ typedef struct pc_chunked {
     unsigned fields;     /* trailer fields so far */
     unsigned max_fields; /* limit for trailer fields */
     int colon;           /* the current trailer line has had its colon */
+    int bws;             /* accept RFC 9112 §7.1.1 whitespace before ';'
+                            and HTAB in extensions (pc_chunked_allow_bws) */
 } pc_chunked;
 
 typedef enum {
@@ -34,6 +36,12 @@ typedef enum {
 /* Starts a body; a trailer section larger than max_trailer bytes or with
  * more than max_fields fields is an error. */
 void pc_chunked_init(pc_chunked *c, size_t max_trailer, unsigned max_fields);
+
+/* Accepts everything RFC 9112 §7.1.1 allows in a chunk extension: BWS
+ * before ';' ("5 ;a=b") and HTAB inside quoted values. For what upstreams
+ * send (their extensions are dropped, never forwarded); client bodies stay
+ * on the strict grammar, where such whitespace has split parsers before. */
+void pc_chunked_allow_bws(pc_chunked *c);
 
 /* Decodes in[0..len). Every run of chunk data is passed to data(ctx, p, n)
  * (p points into in). *used is set to the bytes consumed: all of len for

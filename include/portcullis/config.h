@@ -53,6 +53,8 @@ typedef struct pc_limits {
     uint64_t max_connections;       /* default 10000 */
     uint64_t max_connections_per_ip;/* default 0 = unlimited */
     uint64_t shutdown_timeout;      /* ms, default 30s */
+    uint64_t max_upstream_header_bytes; /* default 64k: every head of one
+                                           response, interim ones included */
 } pc_limits;
 
 typedef enum { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG } pc_log_level;

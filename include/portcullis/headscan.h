@@ -7,7 +7,9 @@
  *
  * Rules: every line ends in CRLF (no bare LF, no bare CR), no obs-fold (a
  * field line starting with SP or HTAB), the head ends at the first empty
- * line; empty lines before a request line are skipped (RFC 9112 §2.2). In
+ * line; at most PC_HEADSCAN_MAX_EMPTY empty lines before a request line
+ * are skipped (RFC 9112 §2.2), more are an error (a flood of CRLF is not
+ * a request). In
  * response mode the first line must start "HTTP/1.0 " or "HTTP/1.1 ",
  * then exactly three digits, then SP or the line end. Pure: no I/O, no
  * allocation; the state survives across reads. */
@@ -17,11 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PC_HEADSCAN_MAX_EMPTY 4
+
 typedef struct pc_headscan {
     uint32_t lines;      /* non-empty lines seen */
     uint32_t linelen;    /* bytes of the current line (CR excluded) */
     unsigned char prev;  /* previous byte */
     unsigned char response;
+    unsigned char empty; /* empty lines before the first line */
 } pc_headscan;
 
 typedef enum {

@@ -464,6 +464,7 @@ static const limit_spec limit_specs[] = {
     LIM(max_connections, K_UINT, 1, 1000000, 10000),
     LIM(max_connections_per_ip, K_UINT, 0, 1000000, 0),
     LIM(shutdown_timeout, K_DUR, 0, DAY_MS, 30000),
+    LIM(max_upstream_header_bytes, K_SIZE, 1024, 1u << 20, 64u << 10),
 };
 #define NLIMITS (sizeof limit_specs / sizeof limit_specs[0])
 

@@ -104,6 +104,8 @@ static json_t *limits_json(const pc_limits *l)
     json_object_set_new(o, "max_connections_per_ip",
                         json_integer((json_int_t)l->max_connections_per_ip));
     json_object_set_new(o, "shutdown_timeout", dur(l->shutdown_timeout));
+    json_object_set_new(o, "max_upstream_header_bytes",
+                        json_integer((json_int_t)l->max_upstream_header_bytes));
     return o;
 }
 

@@ -311,6 +311,14 @@ static void conn_process(pc_conn *c)
         }
         if (avail == 0)
             break;
+        if (!c->req && evbuffer_get_length(pc_sock_output(c->sock)) > PC_OUT_HWM) {
+            /* One output rule for every response, proxied or made here: a
+             * client that does not read its answers gets no more parsed
+             * (write_cb resumes below the low watermark). */
+            pc_sock_read(c->sock, 0);
+            c->out_paused = 1;
+            break;
+        }
         if (c->req && c->head_done) {
             if (c->msg_done || !c->body_started)
                 break;
@@ -335,6 +343,10 @@ static void conn_process(pc_conn *c)
             break;
         size_t len = v.iov_len;
         int in_head = !c->req || !c->head_done;
+        if (!c->req)
+            /* The head's first byte (an empty line included) starts the
+             * request: its deadline and its byte count. */
+            pc_conn_new_req(c);
         if (in_head) {
             uint64_t max = c->w->cfg->limits.max_header_bytes;
             if (c->head_bytes + len > max + 1)
@@ -346,8 +358,6 @@ static void conn_process(pc_conn *c)
             pc_headscan_status st = c->scan_done ? PC_HEADSCAN_MORE
                 : pc_headscan_feed(&c->scan, v.iov_base, len, &end, &why);
             if (st == PC_HEADSCAN_ERROR) {
-                if (!c->req)
-                    pc_conn_new_req(c);
                 fail_request(c, PC_ERR_BAD_REQUEST, why);
                 return;
             }
@@ -365,9 +375,15 @@ static void conn_process(pc_conn *c)
         evbuffer_drain(in, used);
         if (e == HPE_PAUSED && c->head_ready)
             continue; /* a head, and only a head: run it */
+        if (e == HPE_OK && used == 0) {
+            /* Every turn consumes input or ends the connection: here the
+             * head has reached max_header_bytes. */
+            fail_request(c, PC_ERR_HEADERS_TOO_LARGE, NULL);
+            return;
+        }
         if (e != HPE_OK) {
-            if (!c->req)
-                pc_conn_new_req(c);
+            if (e == HPE_INVALID_METHOD) /* a prefix was taken for it */
+                c->req->method = NULL, c->req->method_bit = 0;
             pc_errcode code = c->fail != PC_ERR_NONE ? c->fail : PC_ERR_BAD_REQUEST;
             const char *msg = c->fail != PC_ERR_NONE ? c->fail_msg
                                                      : llhttp_get_error_reason(&c->parser);
@@ -379,12 +395,12 @@ static void conn_process(pc_conn *c)
             fail_request(c, PC_ERR_BAD_REQUEST, "malformed message head");
             return;
         }
-        if (in_head && c->req && !c->head_ready && !c->head_done &&
+        if (in_head && !c->head_ready &&
             c->head_bytes > c->w->cfg->limits.max_header_bytes) {
             fail_request(c, PC_ERR_HEADERS_TOO_LARGE, NULL);
             return;
         }
-        if (in_head && c->req && !c->head_done && !c->head_ready) {
+        if (in_head && !c->head_ready) {
             uint64_t now = pc_now_ns();
             uint64_t left = c->header_deadline > now
                                 ? (c->header_deadline - now) / 1000000 + 1
@@ -411,6 +427,11 @@ static void write_cb(pc_sock *s, void *arg)
     if (c->req && c->req->handler && c->req->handler->resume &&
         evbuffer_get_length(pc_sock_output(s)) <= OUT_LWM)
         c->req->handler->resume(c->req);
+    if (c->out_paused && evbuffer_get_length(pc_sock_output(s)) <= OUT_LWM) {
+        c->out_paused = 0;
+        pc_sock_read(s, 1);
+        pc_sock_trigger_read(s);
+    }
 }
 
 static void event_cb(pc_sock *s, short what, void *arg)

@@ -52,6 +52,8 @@ struct pc_conn {
     unsigned keepalive : 1;    /* keep after this response */
     unsigned closing : 1;      /* close once output is flushed */
     unsigned read_paused : 1;  /* body backpressure */
+    unsigned out_paused : 1;   /* output over its high watermark: not
+                                  parsing the next request */
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
     unsigned scan_done : 1;        /* head scan reached the empty line */

@@ -2,6 +2,7 @@
  * hop-by-hop, what is added on the way up). Pure: no sockets, no events. */
 #include "portcullis/headers.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "portcullis/util.h"
@@ -95,25 +96,102 @@ int pc_header_list_has(const char *list, const char *tok, size_t toklen)
     return 0;
 }
 
-void pc_headers_strip_hop_by_hop(pc_headers *h)
+/* Case-insensitive FNV-1a of a header name or Connection token. */
+static uint32_t name_hash(const char *s, size_t n)
 {
-    /* Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+    uint32_t x = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        x = (x ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 16777619u;
+    }
+    return x;
+}
+
+/* Calls fn(h, tok, len) for every token of every Connection field. */
+static void each_connection_token(pc_headers *h,
+                                  void (*fn)(void *, const char *, size_t),
+                                  void *arg)
+{
     for (uint32_t i = 0; i < h->n; i++) {
         if (!pc_strieq(h->v[i].name, h->v[i].nlen, "connection", 10))
             continue;
-        for (uint32_t k = 0; k < h->n; k++)
-            if (k != i && pc_header_list_has(h->v[i].value, h->v[k].name,
-                                              h->v[k].nlen))
-                h->v[k].nlen = 0; /* marked */
+        const char *p = h->v[i].value, *end = p + h->v[i].vlen;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *t = p;
+            while (p < end && *p != ',')
+                p++;
+            const char *e = p;
+            while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (e > t)
+                fn(arg, t, (size_t)(e - t));
+        }
+    }
+}
+
+/* Headers indexed by name hash (chained), so that marking what Connection
+ * names costs one lookup per token: linear, whatever the counts. */
+typedef struct name_index {
+    pc_headers *h;
+    uint32_t *bucket, *next, mask;
+    unsigned char *drop;
+} name_index;
+
+static void mark_token(void *arg, const char *tok, size_t len)
+{
+    name_index *x = arg;
+    for (uint32_t k = x->bucket[name_hash(tok, len) & x->mask]; k; k = x->next[k - 1])
+        if (pc_strieq(x->h->v[k - 1].name, x->h->v[k - 1].nlen, tok, len))
+            x->drop[k - 1] = 1;
+}
+
+void pc_headers_strip_hop_by_hop(pc_headers *h)
+{
+    /* Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+    name_index x = {.h = h};
+    /* The usual head fits on the stack; a big one pays two allocations. */
+    enum { SMALL = 64 };
+    unsigned char drop_small[SMALL];
+    uint32_t bucket_small[2 * SMALL], next_small[SMALL];
+    int small = h->n <= SMALL;
+    if (pc_headers_count(h, "connection")) {
+        uint32_t nb = 16;
+        while (nb < 2 * h->n)
+            nb *= 2;
+        x.mask = nb - 1;
+        if (small) {
+            memset(bucket_small, 0, nb * sizeof *bucket_small);
+            memset(drop_small, 0, h->n);
+            x.bucket = bucket_small;
+            x.next = next_small;
+            x.drop = drop_small;
+        } else {
+            x.bucket = pc_xcalloc(nb, sizeof *x.bucket);
+            x.next = pc_xmalloc(h->n * sizeof *x.next);
+            x.drop = pc_xcalloc(h->n, 1);
+        }
+        for (uint32_t i = 0; i < h->n; i++) {
+            uint32_t b = name_hash(h->v[i].name, h->v[i].nlen) & x.mask;
+            x.next[i] = x.bucket[b];
+            x.bucket[b] = i + 1;
+        }
+        each_connection_token(h, mark_token, &x);
     }
     uint32_t j = 0;
     for (uint32_t i = 0; i < h->n; i++) {
-        if (h->v[i].nlen == 0 ||
+        if ((x.drop && x.drop[i]) ||
             pc_header_is_hop_by_hop(h->v[i].name, h->v[i].nlen))
             continue;
         h->v[j++] = h->v[i];
     }
     h->n = j;
+    if (x.drop && !small) {
+        free(x.drop);
+        free(x.bucket);
+        free(x.next);
+    }
 }
 
 int pc_request_id_valid(const char *s, size_t len)

@@ -55,21 +55,31 @@ void pc_scratch_free(pc_conn *c)
 static int on_message_begin(llhttp_t *p)
 {
     pc_conn *c = p->data;
-    pc_conn_new_req(c);
+    if (!c->req) /* conn starts it at the head's first byte */
+        pc_conn_new_req(c);
     if (!c->scr)
         c->scr = pc_xcalloc(1, sizeof *c->scr);
     return 0;
 }
 
-/* The method is known as soon as the request line has it, so that an error
- * answered before the head is complete still knows it answers a HEAD (and
- * sends no body the client would read as the next response). */
+/* The method is known from the request line on, so that an error answered
+ * before the head is complete still knows it answers a HEAD and sends no
+ * body the client would read as the next response. llhttp calls this
+ * after a known prefix ("HEAD" of "HEADX"): conn forgets the method when
+ * the parser then fails with HPE_INVALID_METHOD. CONNECT is refused here
+ * (CONTRACT §3: 405). */
 static int on_method_complete(llhttp_t *p)
 {
     pc_conn *c = p->data;
     pc_req *r = c->req;
     r->method = llhttp_method_name((llhttp_method_t)p->method);
     r->method_bit = pc_method_bit(r->method, strlen(r->method));
+    if (r->method_bit == PC_M_CONNECT) {
+        /* Allow names what any route can take. */
+        r->match.allow = PC_M_GET | PC_M_HEAD | PC_M_POST | PC_M_PUT |
+                         PC_M_DELETE | PC_M_PATCH | PC_M_OPTIONS;
+        return fail(c, PC_ERR_METHOD_NOT_ALLOWED, "CONNECT is not supported");
+    }
     return 0;
 }
 
@@ -165,6 +175,14 @@ static int parse_target(pc_conn *c, pc_req *r, const char **authority,
             u = t;
             len++;
         }
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)u[i];
+        /* llhttp lets HTAB and FF through in the target; an upstream may
+         * split the request line on them (RFC 9112 §3). */
+        if (ch < 0x21 || ch == 0x7f)
+            return fail(c, PC_ERR_BAD_REQUEST,
+                        "whitespace or control character in request target");
     }
     if (memchr(u, '#', len))
         return fail(c, PC_ERR_BAD_REQUEST, "fragment in request target");

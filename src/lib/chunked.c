@@ -6,6 +6,7 @@
 
 enum {
     S_SIZE,        /* hex digits of the chunk size */
+    S_SIZE_WS,     /* BWS between the size and ';' (bws mode) */
     S_EXT,         /* ;extension up to CR */
     S_SIZE_LF,     /* LF after the size line's CR */
     S_DATA,        /* chunk data */
@@ -25,6 +26,7 @@ void pc_chunked_init(pc_chunked *c, size_t max_trailer, unsigned max_fields)
     c->fields = 0;
     c->max_fields = max_fields;
     c->colon = 0;
+    c->bws = 0;
     c->state = S_SIZE;
     c->left = 0;
     c->digits = 0;
@@ -57,6 +59,11 @@ static int trailer_byte(pc_chunked *c, unsigned char ch)
         return 0;
     }
     return pc_is_tchar(ch) ? 0 : -1;
+}
+
+void pc_chunked_allow_bws(pc_chunked *c)
+{
+    c->bws = 1;
 }
 
 static pc_chunked_status bad(size_t i, size_t *used, const char **err,
@@ -92,6 +99,9 @@ pc_chunked_status pc_chunked_decode(pc_chunked *c, const char *in, size_t len,
             if (ch == ';') {
                 c->state = S_EXT;
                 c->line = 0;
+            } else if (c->bws && (ch == ' ' || ch == '\t')) {
+                c->state = S_SIZE_WS;
+                c->line = 0;
             } else if (ch == '\r') {
                 c->state = S_SIZE_LF;
             } else {
@@ -100,9 +110,23 @@ pc_chunked_status pc_chunked_decode(pc_chunked *c, const char *in, size_t len,
             i++;
             break;
         }
+        case S_SIZE_WS:
+            if (ch == ';') {
+                c->state = S_EXT;
+                c->line = 0;
+            } else if (ch != ' ' && ch != '\t') {
+                return bad(i, used, err, "invalid character after chunk size");
+            } else if (++c->line > MAX_EXT) {
+                return bad(i, used, err, "chunk extension too long");
+            }
+            i++;
+            break;
         case S_EXT:
             if (ch == '\r') {
                 c->state = S_SIZE_LF;
+            } else if (ch == '\t' && c->bws) {
+                if (++c->line > MAX_EXT)
+                    return bad(i, used, err, "chunk extension too long");
             } else if (ch < 0x20 || ch == 0x7f) {
                 /* includes bare LF and NUL */
                 return bad(i, used, err, "invalid chunk extension");

@@ -53,6 +53,8 @@ pc_headscan_status pc_headscan_feed(pc_headscan *s, const char *in, size_t n,
             }
             if (s->linelen > 0)
                 s->lines++;
+            else if (++s->empty > PC_HEADSCAN_MAX_EMPTY)
+                return bad(i, used, why, "too many empty lines before the request");
             s->linelen = 0;
             continue;
         }

@@ -30,7 +30,7 @@
 #define REPLAY_MAX (64 * 1024)
 #define UP_READ_HWM (64 * 1024)
 #define UP_MAX_FIELDS 1000
-#define UP_HEAD_MAX (64 * 1024) /* status line + fields of one head */
+#define UP_MAX_INTERIM 8       /* 1xx heads before the final one */
 #define UP_TRAILER_MAX (64 * 1024) /* trailer bytes of a chunked response */
 #define UP_TRAILER_FIELDS 100
 
@@ -58,7 +58,9 @@ typedef struct attempt {
     const char *invalid;       /* why the response is invalid (502) */
     char *field, *value;       /* header being parsed (malloc) */
     size_t flen, vlen, fcap, vcap;
-    uint64_t head_bytes;       /* of the head being read */
+    uint64_t head_bytes;       /* of every head so far (1xx included):
+                                  limits.max_upstream_header_bytes */
+    unsigned interim;          /* 1xx heads so far */
     pc_headscan scan;          /* its line discipline and status line */
     int got_bytes;             /* the upstream sent something */
     int up_eof;                /* upstream closed; input may remain */
@@ -518,6 +520,10 @@ static int head_complete(fwd *f)
                             &a->resp.framing, &a->invalid) != 0)
         return -1;
     if (a->resp.framing.kind == PC_FRAME_INTERIM) {
+        if (++a->interim > UP_MAX_INTERIM) {
+            a->invalid = "too many interim (1xx) responses";
+            return -1;
+        }
         a->resp.headers.n = 0; /* RFC 9110 §15.2: ends at its header section */
         parser_init(f);
         return 0;
@@ -531,6 +537,7 @@ static int head_complete(fwd *f)
         break;
     case PC_FRAME_CHUNKED:
         pc_chunked_init(&a->ck, UP_TRAILER_MAX, UP_TRAILER_FIELDS);
+        pc_chunked_allow_bws(&a->ck); /* extensions are dropped anyway */
         a->phase = R_CHUNKED;
         break;
     case PC_FRAME_CLOSE:
@@ -580,8 +587,9 @@ static int read_some(fwd *f, struct evbuffer *in)
         return 0;
     }
     a->got_bytes = 1;
-    if (a->head_bytes + v.iov_len > UP_HEAD_MAX)
-        v.iov_len = (size_t)(UP_HEAD_MAX + 1 - a->head_bytes);
+    uint64_t max = f->req->cfg->limits.max_upstream_header_bytes;
+    if (a->head_bytes + v.iov_len > max)
+        v.iov_len = (size_t)(max + 1 - a->head_bytes);
     size_t end = 0;
     pc_headscan_status hs = pc_headscan_feed(&a->scan, v.iov_base, v.iov_len,
                                              &end, &a->invalid);
@@ -595,10 +603,8 @@ static int read_some(fwd *f, struct evbuffer *in)
         used = (size_t)(llhttp_get_error_pos(&a->uc->parser) - (char *)v.iov_base);
     evbuffer_drain(in, used);
     a->head_bytes += used;
-    if (e == HPE_PAUSED) {
-        a->head_bytes = 0; /* each head (a 1xx, then the final one) */
+    if (e == HPE_PAUSED)
         return head_complete(f);
-    }
     if (e != HPE_OK) {
         if (!a->invalid)
             a->invalid = llhttp_get_error_reason(&a->uc->parser);
@@ -608,7 +614,7 @@ static int read_some(fwd *f, struct evbuffer *in)
         a->invalid = "malformed response head"; /* llhttp read it otherwise */
         return -1;
     }
-    if (a->head_bytes > UP_HEAD_MAX) {
+    if (a->head_bytes > max) {
         a->invalid = "response head too large";
         return -1;
     }

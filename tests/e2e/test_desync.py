@@ -747,3 +747,32 @@ def test_head_refused_before_head_complete_has_no_body(alive, target):
     assert sep and head.startswith(b"HTTP/1.1 400 "), got
     assert b"\r\ncontent-length: " in head.lower(), head
     assert rest == b"", "a body after the 400 to a HEAD: %r" % rest
+
+
+# Found by fuzz_http: llhttp lets HTAB and FF through in the request target;
+# the upstream received "GET /public?a<TAB>/admin HTTP/1.1", a request line
+# RFC 9112 §3 lets it split on that whitespace.
+@pytest.mark.parametrize("target", [b"/public?a\t/admin", b"/public?a\x0c/admin",
+                                    b"/pub\tlic"], ids=["tab_query", "ff_query", "tab_path"])
+def test_whitespace_in_target_400(alive, target):
+    refused(alive, b"GET " + target + b" HTTP/1.1\r\n" + H + b"\r\n", what=repr(target))
+
+
+# Found by fuzz_http: a method that only starts like HEAD ("HEADX") got a 400
+# framed as an answer to HEAD (Content-Length, no body).
+def test_method_with_head_prefix_gets_whole_error(alive):
+    s = socket.create_connection(("127.0.0.1", alive.port), timeout=5)
+    try:
+        s.sendall(b"HEADX / HTTP/1.1\r\n" + H + b"\r\n")
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    finally:
+        s.close()
+    head, sep, body = got.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 400 "), got
+    m = re.search(rb"(?i)\r\ncontent-length: (\d+)", head)
+    assert m and int(m.group(1)) == len(body) > 0, got

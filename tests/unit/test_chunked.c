@@ -167,3 +167,36 @@ Test(chunked, trailer_fields_are_counted)
                  PC_CHUNKED_ERROR);
     cr_assert_str_eq(err, "too many trailer fields");
 }
+
+/* RFC 9112 §7.1.1 extensions with BWS and quoted strings: accepted from
+ * upstreams (pc_chunked_allow_bws), refused from clients. */
+Test(chunked, extension_whitespace_by_mode)
+{
+    static const struct {
+        const char *in;
+        int strict_ok, bws_ok;
+    } rows[] = {
+        {"5;a=b\r\nhello\r\n0\r\n\r\n", 1, 1},
+        {"5;a=\"b\\\"c\"\r\nhello\r\n0\r\n\r\n", 1, 1},
+        {"5 ;a=b\r\nhello\r\n0\r\n\r\n", 0, 1},
+        {"5\t ;a=b\r\nhello\r\n0\r\n\r\n", 0, 1},
+        {"5;a=\"b\tc\"\r\nhello\r\n0\r\n\r\n", 0, 1},
+        {"5 \r\nhello\r\n0\r\n\r\n", 0, 0},
+        {"5 x\r\nhello\r\n0\r\n\r\n", 0, 0},
+        {"5;a\nhello\r\n0\r\n\r\n", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (int bws = 0; bws <= 1; bws++) {
+            pc_chunked c;
+            size_t used = 0;
+            const char *err = NULL;
+            pc_chunked_init(&c, 256, 16);
+            if (bws)
+                pc_chunked_allow_bws(&c);
+            pc_chunked_status st = pc_chunked_decode(&c, rows[i].in, strlen(rows[i].in),
+                                                     &used, NULL, NULL, &err);
+            int ok = bws ? rows[i].bws_ok : rows[i].strict_ok;
+            cr_assert_eq(st, ok ? PC_CHUNKED_DONE : PC_CHUNKED_ERROR,
+                         "row %zu bws=%d: %d (%s)", i, bws, st, err ? err : "");
+        }
+}
