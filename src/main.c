@@ -244,7 +244,9 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "portcullis: unexpected argument '%s'\n", argv[optind]);
+        char *arg = pc_xescape(argv[optind], strlen(argv[optind]));
+        fprintf(stderr, "portcullis: unexpected argument '%s'\n", arg);
+        free(arg);
         usage(stderr);
         return 1;
     }
@@ -261,7 +263,9 @@ int main(int argc, char **argv)
         pc_config *c = load(file);
         if (!c)
             return 1;
-        printf("%s: ok\n", file);
+        char *shown = pc_xescape(file, strlen(file));
+        printf("%s: ok\n", shown);
+        free(shown);
         pc_config_unref(c);
         return 0;
     }

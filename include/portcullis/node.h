@@ -27,11 +27,15 @@ struct pc_node {
     pc_node **vals; /* MAP: values; SEQ: items */
 };
 
-/* One error: "FILE:LINE:COL: message". */
+/* One error: "FILE:LINE:COL: message" (or "FILE: message" for what is
+ * wrong with the file as a whole). Each message is one line of plain text:
+ * control characters and bytes that are not UTF-8, wherever they came from
+ * (file name, key, value, environment), are escaped as \n \r \t \e \xNN
+ * when the message is recorded (pc_xescape). */
 typedef struct pc_errors {
     const char *file; /* borrowed */
     size_t n, cap;
-    char **msgs;      /* already formatted "FILE:LINE:COL: message" */
+    char **msgs;      /* formatted and escaped: one line each */
 } pc_errors;
 
 void pc_errors_init(pc_errors *e, const char *file);
@@ -41,6 +45,9 @@ void pc_errors_add(pc_errors *e, const pc_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void pc_errors_add_at(pc_errors *e, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Records "FILE: message", without a position. */
+void pc_errors_add_file(pc_errors *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Parses a YAML file into a tree. Scalars get ${NAME} expanded (unset NAME
  * is an error at that scalar). Anchors/aliases/tags are rejected, duplicate
@@ -49,7 +56,9 @@ void pc_errors_add_at(pc_errors *e, int line, int col, const char *fmt, ...)
  * missing or unreadable file, YAML syntax error with its position, second
  * document. Otherwise returns the root, possibly with errors added that the
  * tree survived (duplicates, anchors, unset ${NAME}): callers must check
- * err->n. An empty file gives a null scalar at 1:1. */
+ * err->n. An empty file gives a null scalar at 1:1. Only a regular file is
+ * read, and opening it never blocks: a FIFO, socket or device is the error
+ * "FILE: not a regular file". */
 pc_node *pc_node_load_file(const char *path, pc_errors *err);
 /* Same, from memory (tests and fuzzers); err->file names it in messages. */
 pc_node *pc_node_load_string(const char *text, size_t len, pc_errors *err);

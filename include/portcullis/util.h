@@ -37,4 +37,26 @@ int64_t pc_unix_now(void);
 /* Monotonic clock in nanoseconds. */
 uint64_t pc_now_ns(void);
 
+/* Opens a file named in the configuration, for reading, only when it is a
+ * regular file (or a link to one). open(2) itself never blocks: a FIFO
+ * would wait there for a writer, so the file is opened with O_NONBLOCK,
+ * checked with fstat, and O_NONBLOCK is cleared before it is returned.
+ * Returns the descriptor (O_CLOEXEC); -1 with errno set when it cannot be
+ * opened (EISDIR for a directory); -2 when it is something else that is
+ * not a regular file (FIFO, socket, device). */
+int pc_open_regular(const char *path);
+
+/* Reads a whole regular file (pc_open_regular) of at most `max` bytes into
+ * a NUL-terminated buffer the caller frees; *len gets the size. NULL on
+ * failure, with why set to "cannot open: <reason>", "not a regular file",
+ * "file larger than N bytes" or "cannot read: <reason>". */
+char *pc_read_regular(const char *path, size_t max, size_t *len, char *why,
+                      size_t wl);
+
+/* A copy of s[0..n) that prints as one line of plain text: \n \r \t and
+ * \e for those controls, \xNN for every other control byte (C0, DEL), for
+ * C1 controls (U+0080..U+009F) and for bytes that are not well-formed
+ * UTF-8; everything else (backslash included) is kept. Caller frees. */
+char *pc_xescape(const char *s, size_t n);
+
 #endif

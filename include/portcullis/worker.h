@@ -37,6 +37,11 @@ typedef struct pc_worker {
     struct evconnlistener **listeners;
     unsigned nlisteners;
     int listeners_paused;       /* max_connections reached */
+    int accept_backoff;         /* accept(2) failed (EMFILE...): resting */
+    int listeners_on;           /* the listeners' events are enabled */
+    struct event *backoff_ev;   /* ends accept_backoff */
+    uint64_t accept_err_ns;     /* when the last accept error was logged */
+    unsigned long accept_err_quiet; /* accept errors not logged since */
     void *lctx;                 /* per-listener accept context */
     struct event *stop_ev;      /* activated from the main thread */
     struct event *kill_ev;
@@ -52,7 +57,12 @@ typedef struct pc_worker {
 } pc_worker;
 
 /* Creates the worker and binds its listening sockets (SO_REUSEPORT).
- * Returns NULL after printing the bind error (exit code 2 territory). */
+ * Worker 0 must be created first: it binds each address without
+ * SO_REUSEPORT (and sets it only then, for the other workers to join), so
+ * that an address another process listens on, a second portcullis on the
+ * same configuration included, fails with EADDRINUSE instead of being
+ * shared. Returns NULL after logging the bind error naming the address
+ * (exit code 2 territory). */
 pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg);
 int pc_worker_start(pc_worker *w);    /* spawns the thread; 0 or -1 */
 void pc_worker_stop(pc_worker *w);    /* thread-safe: begin graceful drain */

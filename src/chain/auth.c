@@ -127,34 +127,6 @@ static pc_kv *read_forward(const pc_node *n, size_t *count, pc_errors *err)
     return kv;
 }
 
-static char *read_file(const char *path, size_t *len, char *why, size_t wl)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, wl, "cannot open: %m");
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = pc_xmalloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            if (cap >= (16u << 20)) {
-                snprintf(why, wl, "file larger than 16 MiB");
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            cap *= 2;
-            buf = pc_xrealloc(buf, cap);
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 static void read_keys(provider *x, pc_config *c, const pc_node *n,
                       pc_errors *err)
 {
@@ -172,7 +144,8 @@ static void read_keys(provider *x, pc_config *c, const pc_node *n,
         char *path = pc_config_abspath(c, s);
         x->jwks_path = pc_xstrdup(path);
         size_t len = 0;
-        char *text = read_file(path, &len, why, sizeof why);
+        /* Regular files only, opened without blocking (a FIFO would hang). */
+        char *text = pc_read_regular(path, 16u << 20, &len, why, sizeof why);
         if (!text) {
             pc_errors_add(err, jw, "jwks_file '%s': %s", path, why);
         } else {

@@ -88,7 +88,17 @@ static void read_schema(validate_policy *v, pc_config *c, const pc_node *n,
     v->schema_path = pc_config_abspath(c, path);
     free(path);
     json_error_t je;
-    json_t *doc = json_load_file(v->schema_path, JSON_REJECT_DUPLICATES, &je);
+    char why[256];
+    size_t len;
+    /* Regular files only, opened without blocking (a FIFO would hang). */
+    char *text =
+        pc_read_regular(v->schema_path, 16u << 20, &len, why, sizeof why);
+    if (!text) {
+        pc_errors_add(err, n, "json_schema '%s': %s", v->schema_path, why);
+        return;
+    }
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!doc) {
         pc_errors_add(err, n, "json_schema '%s': %s (line %d, column %d)",
                       v->schema_path, je.text, je.line, je.column);

@@ -127,6 +127,18 @@ char *pc_config_abspath(const pc_config *c, const char *p)
     return s;
 }
 
+int pc_config_regular_file(const pc_node *at, const char *key, const char *path,
+                           pc_errors *err)
+{
+    int fd = pc_open_regular(path);
+    if (fd >= 0)
+        close(fd);
+    if (fd != -2)
+        return 0;
+    pc_errors_add(err, at, "%s '%s': not a regular file", key, path);
+    return -1;
+}
+
 int pc_config_valid_name(const char *s)
 {
     size_t n = strlen(s);
@@ -301,10 +313,12 @@ static void read_certificates(pc_config *c, pc_listen *l, const pc_node *seq,
                           "a certificates entry needs 'cert' and 'key'");
         if (cn && pc_config_nonempty(cn, "cert", &s, err) == 0) {
             cert->cert = pc_config_abspath(c, s);
+            pc_config_regular_file(cn, "cert", cert->cert, err);
             free(s);
         }
         if (kn && pc_config_nonempty(kn, "key", &s, err) == 0) {
             cert->key = pc_config_abspath(c, s);
+            pc_config_regular_file(kn, "key", cert->key, err);
             free(s);
         }
     }
@@ -679,9 +693,13 @@ static int pos_cmp(const void *a, const void *b)
 static void sort_errors(pc_errors *err, size_t from)
 {
     const char *file = err->file ? err->file : "<config>";
-    size_t skip = strlen(file) + 1, n = err->n - from;
+    size_t n = err->n - from;
     if (n < 2)
         return;
+    /* Messages hold the file name escaped (pc_errors_add). */
+    char *shown = pc_xescape(file, strlen(file));
+    size_t skip = strlen(shown) + 1;
+    free(shown);
     err_pos *v = pc_xmalloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) {
         char *m = err->msgs[from + i], *end;

@@ -31,6 +31,12 @@ int pc_config_duration(const pc_node *n, const char *name, uint64_t min,
 int pc_config_nonempty(const pc_node *n, const char *name, char **out,
                        pc_errors *err);
 
+/* For paths handed to loaders that open them by name (OpenSSL): -1 after
+ * the error "<key> '<path>': not a regular file" at `at` when path is a
+ * FIFO, socket or device (opening it would block -t and start-up); 0
+ * otherwise, also when it cannot be opened (the loader reports that). */
+int pc_config_regular_file(const pc_node *at, const char *key, const char *path,
+                           pc_errors *err);
 
 /* 1 when s is a 1..128 character name of [A-Za-z0-9_.-]. */
 int pc_config_valid_name(const char *s);

@@ -206,6 +206,8 @@ static void read_settings(pc_config *c, pc_upstream *u, const pc_node *n,
         pc_config_nonempty(v, "ca_file", &s, err) == 0) {
         u->ca_file = pc_config_abspath(c, s);
         free(s);
+        /* OpenSSL opens it by name and would block on a FIFO. */
+        pc_config_regular_file(v, "ca_file", u->ca_file, err);
     }
 }
 

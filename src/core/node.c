@@ -6,12 +6,10 @@
 #include "portcullis/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -41,20 +39,14 @@ void pc_errors_free(pc_errors *e)
     e->n = e->cap = 0;
 }
 
-static void errors_vadd(pc_errors *e, int line, int col, const char *fmt,
-                        va_list ap)
+static void errors_push(pc_errors *e, char *raw)
 {
-    const char *file = e->file ? e->file : "<config>";
-    va_list copy;
-    va_copy(copy, ap);
-    int mlen = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    int plen = snprintf(NULL, 0, "%s:%d:%d: ", file, line, col);
-    if (mlen < 0)
-        mlen = 0;
-    char *s = pc_xmalloc((size_t)plen + (size_t)mlen + 1);
-    snprintf(s, (size_t)plen + 1, "%s:%d:%d: ", file, line, col);
-    vsnprintf(s + plen, (size_t)mlen + 1, fmt, ap);
+    /* Every message is printed as one line of plain text, whatever the
+     * file name, a key or a value held: control characters (a forged
+     * second error line, a terminal escape) are escaped here, in the one
+     * place all of them pass. */
+    char *s = pc_xescape(raw, strlen(raw));
+    free(raw);
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 8;
         e->msgs = pc_xrealloc(e->msgs, e->cap * sizeof *e->msgs);
@@ -62,11 +54,33 @@ static void errors_vadd(pc_errors *e, int line, int col, const char *fmt,
     e->msgs[e->n++] = s;
 }
 
+/* "FILE:LINE:COL: message", or "FILE: message" when !at_pos. */
+static void errors_vadd(pc_errors *e, int at_pos, int line, int col,
+                        const char *fmt, va_list ap)
+{
+    const char *file = e->file ? e->file : "<config>";
+    va_list copy;
+    va_copy(copy, ap);
+    int mlen = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    int plen = at_pos ? snprintf(NULL, 0, "%s:%d:%d: ", file, line, col)
+                      : snprintf(NULL, 0, "%s: ", file);
+    if (mlen < 0)
+        mlen = 0;
+    char *s = pc_xmalloc((size_t)plen + (size_t)mlen + 1);
+    if (at_pos)
+        snprintf(s, (size_t)plen + 1, "%s:%d:%d: ", file, line, col);
+    else
+        snprintf(s, (size_t)plen + 1, "%s: ", file);
+    vsnprintf(s + plen, (size_t)mlen + 1, fmt, ap);
+    errors_push(e, s);
+}
+
 void pc_errors_add(pc_errors *e, const pc_node *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    errors_vadd(e, at ? at->line : 1, at ? at->col : 1, fmt, ap);
+    errors_vadd(e, 1, at ? at->line : 1, at ? at->col : 1, fmt, ap);
     va_end(ap);
 }
 
@@ -74,7 +88,15 @@ void pc_errors_add_at(pc_errors *e, int line, int col, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    errors_vadd(e, line, col, fmt, ap);
+    errors_vadd(e, 1, line, col, fmt, ap);
+    va_end(ap);
+}
+
+void pc_errors_add_file(pc_errors *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    errors_vadd(e, 0, 0, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -506,15 +528,15 @@ pc_node *pc_node_load_string(const char *text, size_t len, pc_errors *err)
 
 static char *read_file(const char *path, size_t *len, pc_errors *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
+    int fd = pc_open_regular(path);
     char *buf = NULL;
-    if (fd < 0 || fstat(fd, &st) < 0)
-        goto fail;
-    if (S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        goto fail;
+    if (fd == -2) {
+        /* A FIFO or a device: reading it would block -t and start-up. */
+        pc_errors_add_file(err, "not a regular file");
+        return NULL;
     }
+    if (fd < 0)
+        goto fail;
     size_t cap = 4096, n = 0;
     buf = pc_xmalloc(cap);
     for (;;) {

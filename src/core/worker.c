@@ -1,8 +1,9 @@
 /* worker.c: one event-loop thread with its own SO_REUSEPORT listening
  * sockets, client connections and upstream pools. Owns the accept path
- * (max_connections, max_connections_per_ip) and the graceful drain; never
- * parses HTTP. Cross-thread calls (stop, kill) go through event_active,
- * which libevent makes thread-safe (evthread_use_pthreads in main). */
+ * (max_connections, max_connections_per_ip, resting when accept fails for
+ * want of descriptors) and the graceful drain; never parses HTTP.
+ * Cross-thread calls (stop, kill) go through event_active, which libevent
+ * makes thread-safe (evthread_use_pthreads in main). */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -29,17 +30,39 @@ typedef struct lctx {
     pc_listen *l;
 } lctx;
 
-static int bind_one(const pc_listen *l)
+/* Accepting rests this long after accept(2) failed for want of a
+ * descriptor or of kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the
+ * connection stays in the kernel's queue, so the level-triggered listener
+ * would wake at once only to fail again, at 100% CPU (nginx rests 500 ms
+ * too). Connections that close meanwhile free descriptors; accepting
+ * resumes by itself. */
+#define ACCEPT_BACKOFF_MS 500
+/* At most one accept error line per worker per second; the next line
+ * counts those left out. */
+#define ACCEPT_LOG_NS 1000000000ull
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The first socket bound on an address (worker 0's) binds without
+ * SO_REUSEPORT: the kernel then refuses the bind (EADDRINUSE) when any
+ * socket listens there, including the SO_REUSEPORT sockets of a second
+ * portcullis of the same user, which would otherwise share the port in
+ * silence. SO_REUSEPORT is set after the bind and before listen(2), so the
+ * other workers' sockets, bound with it, join this one. */
+static int bind_one(const pc_listen *l, int first)
 {
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0)
         return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (!first)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (l->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) != 0 ||
+        (first &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
         listen(fd, 4096) != 0) {
         int e = errno;
         close(fd);
@@ -47,6 +70,89 @@ static int bind_one(const pc_listen *l)
         return -1;
     }
     return fd;
+}
+
+/* Enables or disables every listener to match the worker's state: off
+ * while draining, at max_connections, or resting after an accept error. */
+static void update_listeners(pc_worker *w)
+{
+    int on = !w->draining && !w->listeners_paused && !w->accept_backoff;
+    if (on == w->listeners_on)
+        return;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        if (!w->listeners[i])
+            continue;
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+    }
+    w->listeners_on = on;
+}
+
+static void backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker *w = arg;
+    (void)fd;
+    (void)what;
+    w->accept_backoff = 0;
+    update_listeners(w);
+}
+
+/* accept(2) errors that belong to one connection (Linux passes pending
+ * network errors of the new socket through accept): the next accept can
+ * succeed, so there is nothing to rest for. */
+static int per_connection_error(int e)
+{
+    switch (e) {
+    case ENETDOWN:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+    case ECONNRESET:
+    case EPERM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* libevent calls this for every accept error it does not retry itself
+ * (EAGAIN, EINTR, ECONNABORTED); without it, it logs each one, and with
+ * EMFILE that was millions of lines a second from a spinning loop. */
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    lctx *x = arg;
+    pc_worker *w = x->w;
+    int e = EVUTIL_SOCKET_ERROR();
+    int rest = !per_connection_error(e);
+    (void)lis;
+    if (rest) {
+        struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+        w->accept_backoff = 1;
+        update_listeners(w);
+        evtimer_add(w->backoff_ev, &tv);
+    }
+    uint64_t now = pc_now_ns();
+    if (w->accept_err_ns && now - w->accept_err_ns < ACCEPT_LOG_NS) {
+        w->accept_err_quiet++;
+        return;
+    }
+    char more[64] = "";
+    if (w->accept_err_quiet)
+        snprintf(more, sizeof more, " (%lu more since the last message)",
+                 w->accept_err_quiet);
+    pc_log(PC_LOG_ERROR, "worker %u: accept on %s failed: %s%s%s", w->id,
+           x->l->address, strerror(e),
+           rest ? "; not accepting for " STR(ACCEPT_BACKOFF_MS) " ms" : "",
+           more);
+    w->accept_err_ns = now;
+    w->accept_err_quiet = 0;
 }
 
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
@@ -96,9 +202,8 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     c->counted_ip = lim->max_connections_per_ip != 0;
     if ((uint64_t)n >= lim->max_connections && !w->listeners_paused) {
         /* "Further accepts wait": leave them in the kernel's queue. */
-        for (unsigned i = 0; i < w->nlisteners; i++)
-            evconnlistener_disable(w->listeners[i]);
         w->listeners_paused = 1;
+        update_listeners(w);
     }
 }
 
@@ -107,9 +212,8 @@ static void maybe_resume_listeners(pc_worker *w)
     if (!w->listeners_paused || w->draining)
         return;
     if ((uint64_t)atomic_load(&w->rt->connections) < w->cfg->limits.max_connections) {
-        for (unsigned i = 0; i < w->nlisteners; i++)
-            evconnlistener_enable(w->listeners[i]);
         w->listeners_paused = 0;
+        update_listeners(w);
     }
 }
 
@@ -190,13 +294,20 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
         w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
     }
     w->rng[0] |= 1;
+    w->listeners_on = 1; /* evconnlistener_new enables them */
+    w->backoff_ev = evtimer_new(w->base, backoff_cb, w);
     w->listeners = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->listeners);
     w->lctx = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(lctx));
     for (size_t i = 0; i < cfg->nlistens; i++) {
         pc_listen *l = &cfg->listens[i];
-        int fd = bind_one(l);
+        int fd = bind_one(l, id == 0);
         if (fd < 0) {
-            pc_log(PC_LOG_ERROR, "cannot listen on %s: %s", l->address, strerror(errno));
+            int e = errno;
+            pc_log(PC_LOG_ERROR, "cannot listen on %s: %s%s", l->address,
+                   strerror(e),
+                   e == EADDRINUSE ? " (another process listens there: "
+                                     "is portcullis already running?)"
+                                   : "");
             goto fail;
         }
         lctx *x = &((lctx *)w->lctx)[i];
@@ -209,6 +320,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
             pc_log(PC_LOG_ERROR, "cannot listen on %s", l->address);
             goto fail;
         }
+        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
         w->nlisteners++;
     }
     w->sockloop = pc_sock_loop_new(w->base);
@@ -271,6 +383,8 @@ void pc_worker_join_free(pc_worker *w)
         event_free(w->kill_ev);
     if (w->tick_ev)
         event_free(w->tick_ev);
+    if (w->backoff_ev)
+        event_free(w->backoff_ev);
     pc_pools_free(w->pools);
     pc_chain_worker_free(w);
     pc_sock_loop_free(w->sockloop);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "portcullis/util.h"
 
@@ -72,6 +73,20 @@ static void ssl_errors(pc_errors *err, const pc_node *at, const char *what,
         ERR_error_string_n(e, buf, sizeof buf);
     ERR_clear_error();
     pc_errors_add(err, at, "%s '%s': %s", what, path, buf);
+}
+
+/* 1 unless path is a FIFO, socket or device (error added at `at`); a
+ * file that cannot be opened is left to the OpenSSL loader to report. */
+static int regular(const char *path, const pc_node *at, const char *what,
+                   pc_errors *err)
+{
+    int fd = pc_open_regular(path);
+    if (fd >= 0)
+        close(fd);
+    if (fd != -2)
+        return 1;
+    pc_errors_add(err, at, "%s '%s': not a regular file", what, path);
+    return 0;
 }
 
 static int name_matches(const char *pattern, const char *host)
@@ -276,6 +291,11 @@ static SSL_CTX *server_ctx(const pc_listen *l, const pc_tls_cert *c,
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    /* OpenSSL opens these by name, blocking: a FIFO would hang -t and
+     * start-up (the config reader checked them; this covers a swap since). */
+    if (!regular(c->cert, at, "certificate", err) ||
+        !regular(c->key, at, "private key", err))
+        goto fail;
     if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
         ssl_errors(err, at, "cannot load certificate", c->cert);
         goto fail;
@@ -388,6 +408,10 @@ int pc_tls_client_ctx_new(pc_upstream *u, const pc_node *at, pc_errors *err)
     SSL_CTX_set_read_ahead(ctx, 1);
     if (u->tls_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (u->ca_file && !regular(u->ca_file, at, "CA file", err)) {
+            SSL_CTX_free(ctx);
+            return -1;
+        }
         int rc = u->ca_file ? SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL)
                             : SSL_CTX_set_default_verify_paths(ctx);
         if (rc != 1) {
@@ -415,9 +439,15 @@ int pc_tls_file_sha256(const char *path, char hex[65])
     unsigned char buf[8192], md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     size_t got;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = pc_open_regular(path);
+    if (fd == -2)
+        errno = EINVAL;
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     EVP_MD_CTX *mdc = EVP_MD_CTX_new();
     int ok = mdc && EVP_DigestInit_ex(mdc, EVP_sha256(), NULL) == 1;
     while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "portcullis/node.h"
@@ -275,6 +276,49 @@ Test(node, errors_add_formats)
     EXPECT("f.yaml:1:1: plain 7", "f.yaml:12:34: at here");
     pc_errors_free(&errs);
     cr_assert_eq(errs.n, 0);
+}
+
+Test(node, fifo_is_not_read)
+{
+    /* Opening a FIFO for reading blocks until a writer comes: -t hung. */
+    char path[] = "/tmp/pc_node_fifo_XXXXXX";
+    cr_assert_not_null(mkdtemp(path));
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "%s/p.yaml", path);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    pc_errors_init(&errs, fifo);
+    cr_assert_null(pc_node_load_file(fifo, &errs));
+    char want[128];
+    snprintf(want, sizeof want, "%s: not a regular file", fifo);
+    cr_assert_eq(errs.n, 1);
+    cr_assert_str_eq(errs.msgs[0], want);
+    pc_errors_free(&errs);
+    pc_errors_init(&errs, "/dev/null");
+    cr_assert_null(pc_node_load_file("/dev/null", &errs));
+    EXPECT("/dev/null: not a regular file");
+    pc_errors_free(&errs);
+    unlink(fifo);
+    rmdir(path);
+}
+
+Test(node, errors_are_one_line_of_plain_text)
+{
+    /* A value can hold any character through a double-quoted escape, and
+     * the file name any byte: neither may forge a line or a terminal escape. */
+    pc_errors_init(&errs, "a\nb.yaml");
+    pc_errors_add_at(&errs, 2, 3, "got '%s'", "\x1b[31mx\r\nF:1:1: y\tz\x7f");
+    pc_errors_add_file(&errs, "bad \x01");
+    EXPECT("a\\nb.yaml:2:3: got '\\e[31mx\\r\\nF:1:1: y\\tz\\x7f'",
+           "a\\nb.yaml: bad \\x01");
+    pc_errors_free(&errs);
+    pc_node *r = load("k: \"\\e[2J\\x9b\\u00e9\\N\"\n");
+    pc_node *k = pc_node_get(r, "k");
+    uint64_t v;
+    cr_assert_eq(pc_node_uint(k, "k", 0, 1, &v, &errs), -1);
+    /* U+009B (C1 CSI) and U+0085 (NEL) escaped byte by byte; é kept. */
+    EXPECT("t.yaml:1:4: expected an integer for 'k', got "
+           "'\\e[2J\\xc2\\x9b\xc3\xa9\\xc2\\x85'");
+    done(r);
 }
 
 Test(node, check_keys)
