@@ -1,6 +1,11 @@
 """Admin listener (CONTRACT §5): /healthz, /readyz, /admin/routes in
 precedence order, /admin/config with secrets masked, admin.token."""
 
+import json
+import select
+import socket
+import time
+
 import pytest
 
 import helpers
@@ -203,3 +208,262 @@ def test_env_values_still_apply(eg):
     assert h["x-api-credential"] == [eg.values["E2E_HDR_CRED"]]
     assert h["x-client-ident"] == ["Bearer " + eg.values["E2E_BEARER"]]
     assert h["x-literal-note"] == [LITERAL_NOTE]
+
+
+# ------------------------------------------------------------------ issue 8 / 12
+# The admin listener: HEAD on every GET endpoint, every error in the JSON
+# shape of CONTRACT §4 (the ones the HTTP layer makes itself included), a
+# cap on open connections, and one deadline for a whole request.
+
+ADMIN_MAX_CONNS = 64       # PC_ADMIN_MAX_CONNS
+ADMIN_DEADLINE_S = 10.0    # PC_ADMIN_DEADLINE_MS
+
+
+def admin_raw(gw, data, method="GET", timeout=5.0):
+    with helpers.RawConn(gw.admin_port, timeout=timeout) as c:
+        c.send(data)
+        r = c.read_response(method)
+        return r, c.closed_within(2.0)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/admin/routes", "/admin/config"])
+def test_admin_head_like_get_without_body(ag, path):
+    auth = [("Authorization", "Bearer " + TOKEN)]
+    with helpers.RawConn(ag.admin_port) as c:
+        # HEAD then GET on one connection: a body after the HEAD answer
+        # would be read as the GET's status line.
+        c.send(helpers.build_request("HEAD", path, auth, host="127.0.0.1") +
+               helpers.build_request("GET", path, auth, host="127.0.0.1"))
+        h = c.read_response("HEAD")
+        g = c.read_response("GET")
+    assert h.status == 200, h
+    assert g.status == 200, g
+    assert h.body == b""
+    assert h.header("Content-Type") == g.header("Content-Type") == "application/json"
+    assert int(h.header("Content-Length")) == len(g.body) > 0
+    assert h.header("X-Request-Id")
+
+
+def test_admin_head_error_has_no_body(ag):
+    with helpers.RawConn(ag.admin_port) as c:
+        c.send(helpers.build_request("HEAD", "/nope", host="127.0.0.1") +
+               helpers.build_request("GET", "/healthz", host="127.0.0.1"))
+        h = c.read_response("HEAD")
+        g = c.read_response("GET")
+    assert h.status == 404 and h.body == b""
+    assert h.header("Content-Type") == "application/json"
+    assert g.status == 200 and g.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/nope", "/", "/healthz/x", "/admin"])
+def test_admin_unknown_paths_json_404(ag, path):
+    assert_error(admin_get(ag, path), 404, "route_not_found")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_admin_other_methods_json_405(ag, method, path):
+    r = request(ag.admin_port, method, path, host="127.0.0.1",
+                body="{}" if method in ("POST", "PUT", "PATCH") else None)
+    assert_error(r, 405, "method_not_allowed")
+    allow = [m.strip() for m in (r.header("Allow") or "").split(",")]
+    assert set(allow) == {"GET", "HEAD"}, r.header("Allow")
+
+
+def test_admin_post_admin_routes_json_405(ag):
+    r = request(ag.admin_port, "POST", "/admin/routes", body="{}", host="127.0.0.1",
+                headers=[("Authorization", "Bearer " + TOKEN)])
+    assert_error(r, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("raw,status,code", [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\nHost: x\n\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\rX-B: b\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400, "bad_request"),
+    (b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+     400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+     431, "headers_too_large"),
+    (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000,
+     413, "payload_too_large"),
+    (b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+     b"10000\r\n" + b"a" * 0x10000 + b"\r\n10\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n",
+     413, "payload_too_large"),
+], ids=["no-colon", "bare-lf", "bare-cr", "obs-fold", "bad-method", "dup-cl", "cl-te",
+        "http2", "big-head", "big-body", "big-chunked"])
+def test_admin_protocol_errors_are_json(ag, raw, status, code):
+    """What evhttp answered itself (text/html) is the §4 JSON, then close."""
+    r, closed = admin_raw(ag, raw)
+    assert_error(r, status, code)
+    assert r.header("Connection") == "close"
+    assert closed
+
+
+def test_admin_expect_100_continue(ag):
+    with helpers.RawConn(ag.admin_port) as c:
+        c.send(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        interim = c.read_response(final=False)
+        assert interim.status == 100
+        c.send(b"{}")
+        assert_error(c.read_response(), 405, "method_not_allowed")
+
+
+def test_admin_keepalive_and_pipelining(ag):
+    with helpers.RawConn(ag.admin_port) as c:
+        c.send(b"".join(helpers.build_request("GET", p, host="127.0.0.1")
+                        for p in ["/healthz", "/readyz", "/nope", "/healthz"]))
+        got = [c.read_response().status for _ in range(4)]
+        assert got == [200, 200, 404, 200]
+        c.send(helpers.build_request("GET", "/healthz", [("Connection", "close")],
+                                     host="127.0.0.1"))
+        r = c.read_response()
+        assert r.status == 200 and r.header("Connection") == "close"
+        assert c.closed_within(2.0)
+
+
+def test_admin_http10_closes_unless_keepalive(ag):
+    with helpers.RawConn(ag.admin_port) as c:
+        c.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("Connection") == "keep-alive"
+        c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert c.read_response().status == 200
+        assert c.closed_within(2.0)
+
+
+def _admin_gateway(env):
+    up = env.upstream("a")
+    port, admin = helpers.free_port(), helpers.free_port()
+    return env.gateway(helpers.base_config(port, admin, {"a": helpers.upstream_conf(up)},
+                                           routes()))
+
+
+def _connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.setblocking(False)
+    return s
+
+
+def _poll_closed(socks, timeout):
+    """Indexes of the sockets the peer closed (EOF or reset) within timeout;
+    the bytes any of them sent before closing are kept in got."""
+    closed, got = set(), {}
+    end = time.monotonic() + timeout
+    while len(closed) < len(socks):
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        live = [s for i, s in enumerate(socks) if i not in closed]
+        ready, _, _ = select.select(live, [], [], min(left, 0.2))
+        for s in ready:
+            i = socks.index(s)
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            if data:
+                got[i] = got.get(i, b"") + data
+            else:
+                closed.add(i)
+    return closed, got
+
+
+def _healthz_latency(port, timeout=3.0):
+    t0 = time.monotonic()
+    r = request(port, "GET", "/healthz", host="127.0.0.1", timeout=timeout)
+    assert r.status == 200 and r.json() == {"status": "ok"}, r
+    return time.monotonic() - t0
+
+
+def test_admin_connection_cap_closes_the_oldest(env):
+    gw = _admin_gateway(env)
+    extra = 16
+    socks = []
+    try:
+        for _ in range(ADMIN_MAX_CONNS + extra):
+            socks.append(_connect(gw.admin_port))
+            time.sleep(0.005)
+        closed, got = _poll_closed(socks, 2.0)
+        assert not got, got
+        # the oldest ones made room; every newer one is still open
+        assert closed == set(range(extra)), sorted(closed)
+        # at the cap a health check still gets in (closing one more idle one)
+        assert _healthz_latency(gw.admin_port) < 1.0
+        closed2, _ = _poll_closed(socks, 0.5)
+        assert len(closed2) == extra + 1, sorted(closed2)
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.2)
+    assert _healthz_latency(gw.admin_port) < 1.0
+    assert gw.alive()
+
+
+def test_admin_slow_clients_closed_at_the_deadline(env):
+    """100 clients each sending one byte of a request every 2 s (never idle
+    long enough for an idle timeout) are closed once the request deadline
+    passes; /healthz answers promptly all along."""
+    gw = _admin_gateway(env)
+    head = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 200 +
+            b"\r\n\r\n")
+    n = 100
+    socks = [_connect(gw.admin_port) for _ in range(n)]
+    sent = [0] * n
+    closed_at, got = {}, {}
+    latencies = []
+    t0 = time.monotonic()
+    next_drip = t0
+    next_check = t0 + 1.0
+    try:
+        while len(closed_at) < n and time.monotonic() - t0 < ADMIN_DEADLINE_S + 8:
+            now = time.monotonic()
+            if now >= next_drip:
+                for i, s in enumerate(socks):
+                    if i in closed_at:
+                        continue
+                    try:
+                        s.send(head[sent[i]:sent[i] + 1])
+                        sent[i] += 1
+                    except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                        pass
+                next_drip += 2.0
+            if now >= next_check:
+                latencies.append(_healthz_latency(gw.admin_port))
+                next_check += 1.5
+            live = [s for i, s in enumerate(socks) if i not in closed_at]
+            ready, _, _ = select.select(live, [], [], 0.1)
+            for s in ready:
+                i = socks.index(s)
+                try:
+                    data = s.recv(65536)
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""
+                if data:
+                    got[i] = got.get(i, b"") + data
+                else:
+                    closed_at[i] = time.monotonic() - t0
+    finally:
+        for s in socks:
+            s.close()
+    assert len(closed_at) == n, "%d of %d slow clients still open after %.0fs" % (
+        n - len(closed_at), n, time.monotonic() - t0)
+    assert max(closed_at.values()) < ADMIN_DEADLINE_S + 4, sorted(closed_at.values())
+    assert all(sent[i] < len(head) for i in range(n))  # no request ever completed
+    assert len(latencies) >= 5
+    assert max(latencies) < 1.0, latencies
+    # those that reached the deadline got a JSON 408 before the close
+    assert got, "no 408 sent to any slow client"
+    for data in got.values():
+        assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+        head_, _, body = data.partition(b"\r\n\r\n")
+        assert b"\r\nContent-Type: application/json\r\n" in head_
+        doc = json.loads(body)
+        assert doc["error"] == "request_timeout" and doc["status"] == 408
+    assert _healthz_latency(gw.admin_port) < 1.0
