@@ -16,7 +16,15 @@
  *  - event_cb: PC_SOCK_CONNECTED, or EOF / ERROR / TIMEOUT (with READING or
  *    WRITING saying which direction).
  * Any callback may call pc_sock_free on its own socket: the memory is kept
- * until the dispatch returns. */
+ * until the dispatch returns.
+ *
+ * Edge-triggered readiness is never forgotten: a socket stops reading only
+ * when the kernel said EAGAIN (a short read(2) on a plain socket; on TLS
+ * only SSL_ERROR_WANT_READ, since SSL_read returns one record at a time),
+ * a read that stopped at the high watermark or for fairness resumes
+ * without waiting for a new edge, and after a TLS handshake (or an
+ * SSL_write that had to read) the socket counts as readable, since OpenSSL
+ * may hold records it took from the kernel. */
 #ifndef PORTCULLIS_SOCK_H
 #define PORTCULLIS_SOCK_H
 

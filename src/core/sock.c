@@ -31,6 +31,7 @@
 #define READ_CHUNK 16384
 #define TLS_RECORD 16384
 #define MAX_ROUNDS 8
+#define READ_BURST 16 /* reads per round: 256 KiB at most */
 
 struct pc_sock_loop {
     struct event_base *base;
@@ -58,7 +59,7 @@ struct pc_sock {
     unsigned reading : 1, readable : 1, writable : 1, connecting : 1,
         handshaking : 1, eof : 1, dead : 1, queued : 1, want_flush : 1,
         want_rcb : 1, want_wcb : 1, want_err : 1, read_wants_write : 1,
-        write_wants_read : 1, rdhup : 1;
+        write_wants_read : 1, write_retry : 1, rdhup : 1;
 };
 
 static void do_write(pc_sock *s);
@@ -94,66 +95,96 @@ static void emit(pc_sock *s, short what)
         s->ecb(s, what, s->arg);
 }
 
+/* One read into reserved input space: plain read(2) or SSL_read. Returns
+ * the byte count (> 0), or 0 when reading must stop for now; then it has
+ * set readable = 0 (EAGAIN, SSL_ERROR_WANT_READ), read_wants_write, eof,
+ * or *err. */
+static ssize_t read_once(pc_sock *s, void *buf, size_t want, int *err)
+{
+    if (!s->ssl) {
+        ssize_t n = read(s->fd, buf, want);
+        if (n > 0)
+            return n;
+        if (n == 0)
+            s->eof = 1;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            s->readable = 0;
+        else if (errno != EINTR)
+            *err = 1;
+        return 0;
+    }
+    ERR_clear_error();
+    int r = SSL_read(s->ssl, buf, (int)want);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        s->readable = 0; /* the kernel said EAGAIN: a new edge will come */
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+        s->read_wants_write = 1; /* readable stays set: go on at EV_WRITE */
+        s->writable = 0;
+    } else if (e == SSL_ERROR_ZERO_RETURN ||
+               (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+                (errno == 0 || errno == ECONNRESET))) {
+        s->eof = 1;
+    } else {
+        *err = 1;
+    }
+    return 0;
+}
+
 /* Reads what the kernel (or OpenSSL) has, up to the high watermark, then
- * hands it to read_cb; repeats while the callback makes room. */
+ * hands it to read_cb; repeats while the callback makes room.
+ *
+ * When may a read stop without losing data? Readiness is edge-triggered:
+ * bytes already in the kernel raise no new edge, so `readable` is cleared
+ * only when the kernel said so. On a plain socket a short read(2) says so
+ * (the receive queue was drained; the next arrival raises an edge). On TLS
+ * it never does: SSL_read returns one record at a time, and OpenSSL tops a
+ * partial record up by reading exactly the bytes it misses, so a short
+ * SSL_read with nothing buffered still leaves whole records in the kernel
+ * (a peer writing 8 KiB records stalled after the third one). TLS reads go
+ * on until SSL_ERROR_WANT_READ. Stopping for fairness (READ_BURST reads
+ * per round, MAX_ROUNDS rounds) or at the high watermark keeps `readable`
+ * set: the socket is requeued, or resumed when the callback made room. */
 static void do_read(pc_sock *s, int force)
 {
     for (int round = 0; round < MAX_ROUNDS && !s->dead; round++) {
-        int got = 0, err = 0;
-        while (s->reading && s->readable && !s->eof &&
+        int got = 0, err = 0, burst = 0, tried = 0;
+        while (s->reading && s->readable && !s->eof && !s->read_wants_write &&
+               burst < READ_BURST &&
                (!s->rhwm || evbuffer_get_length(s->in) < s->rhwm)) {
             struct evbuffer_iovec v;
             if (evbuffer_reserve_space(s->in, READ_CHUNK, &v, 1) < 1)
                 break;
             size_t want = v.iov_len > READ_CHUNK ? READ_CHUNK : v.iov_len;
-            ssize_t n;
-            if (s->ssl) {
-                ERR_clear_error();
-                int r = SSL_read(s->ssl, v.iov_base, (int)want);
-                n = r;
-                if (r <= 0) {
-                    int e = SSL_get_error(s->ssl, r);
-                    if (e == SSL_ERROR_WANT_READ) {
-                        s->readable = 0;
-                    } else if (e == SSL_ERROR_WANT_WRITE) {
-                        s->read_wants_write = 1;
-                        s->readable = 0;
-                    } else if (e == SSL_ERROR_ZERO_RETURN ||
-                               (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
-                                (errno == 0 || errno == ECONNRESET))) {
-                        s->eof = 1;
-                    } else {
-                        err = 1;
-                    }
-                    evbuffer_commit_space(s->in, &v, 0);
-                    break;
-                }
-            } else {
-                n = read(s->fd, v.iov_base, want);
-                if (n <= 0) {
-                    evbuffer_commit_space(s->in, &v, 0);
-                    if (n == 0)
-                        s->eof = 1;
-                    else if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        s->readable = 0;
-                    else if (errno != EINTR)
-                        err = 1;
-                    break;
-                }
+            ssize_t n = read_once(s, v.iov_base, want, &err);
+            tried = 1;
+            if (n <= 0) {
+                evbuffer_commit_space(s->in, &v, 0);
+                break;
             }
             v.iov_len = (size_t)n;
             evbuffer_commit_space(s->in, &v, 1);
             got = 1;
+            burst++;
             s->rmark = pc_now_ns();
-            if ((size_t)n < want && !s->rdhup &&
-                (!s->ssl || !SSL_has_pending(s->ssl))) {
-                /* A short read drained the socket (and OpenSSL holds no
-                 * buffered record bytes, read-ahead being on): the next
-                 * arrival raises a new edge, so skip the read that would
-                 * say EAGAIN. Not once the peer's FIN is in (EV_CLOSED):
-                 * it raises no further edge, so read on to the 0. */
+            if (!s->ssl && (size_t)n < want && !s->rdhup) {
+                /* A short read(2) drained the socket: the next arrival
+                 * raises a new edge, so skip the read that would say
+                 * EAGAIN. Not once the peer's FIN is in (EV_CLOSED): it
+                 * raises no further edge, so read on to the 0. Never on
+                 * TLS (see above). */
                 s->readable = 0;
             }
+        }
+        if (tried && s->write_wants_read) {
+            /* SSL_write waited for bytes that SSL_read may just have
+             * consumed: try the write again from the loop. */
+            s->write_wants_read = 0;
+            s->write_retry = 1;
+            s->want_flush = 1;
+            enqueue(s);
         }
         if ((got || force) && s->rcb)
             s->rcb(s, s->arg);
@@ -174,11 +205,11 @@ static void do_read(pc_sock *s, int force)
          * even when this round read nothing (the input sat at the high
          * watermark until the callback drained it): with edge-triggered
          * readiness no new edge would come for bytes already waiting. */
-        if (!s->reading || !s->readable ||
+        if (!s->reading || !s->readable || s->read_wants_write ||
             (s->rhwm && evbuffer_get_length(s->in) >= s->rhwm))
             return;
     }
-    if (!s->dead && s->reading && s->readable) {
+    if (!s->dead && s->reading && s->readable && !s->read_wants_write) {
         s->want_rcb = 1; /* fairness: let other sockets run */
         enqueue(s);
     }
@@ -236,6 +267,18 @@ static void do_write(pc_sock *s)
         wrote = 1;
         s->wmark = pc_now_ns();
     }
+    if (s->write_retry && !s->write_wants_read) {
+        /* An SSL_write that had to read got what it waited for and may
+         * have taken records behind it from the kernel into OpenSSL's
+         * buffer: no edge will announce them. (Wanting to read again, it
+         * saw EAGAIN: nothing to look for.) */
+        s->readable = 1;
+        if (s->reading) {
+            s->want_rcb = 1;
+            enqueue(s);
+        }
+    }
+    s->write_retry = 0;
     if (wrote && evbuffer_get_length(s->out) <= s->wlwm && s->wcb) {
         s->wcb(s, s->arg);
         if (s->dead)
@@ -262,6 +305,13 @@ static void handshake(pc_sock *s)
     int r = SSL_do_handshake(s->ssl);
     if (r == 1) {
         s->handshaking = 0;
+        /* The last step can run on a wake-up without EV_READ (readable
+         * still 0 from the previous WANT_READ) and, read-ahead, take from
+         * the kernel both the peer's Finished and what follows it at once
+         * (a client's first request): those bytes wait in OpenSSL's buffer
+         * and no edge will announce them. do_read finds out (one EAGAIN
+         * at worst). */
+        s->readable = 1;
         s->wmark = s->rmark = pc_now_ns();
         if (!SSL_is_server(s->ssl))
             emit(s, PC_SOCK_CONNECTED);
@@ -306,12 +356,16 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
         if (s->dead || s->handshaking)
             goto out;
     }
-    if (!s->dead && s->writable && (evbuffer_get_length(s->out) || s->read_wants_write)) {
+    /* TLS crossovers: an SSL_read that had to write goes on once the
+     * socket is writable again, an SSL_write that had to read once it is
+     * readable (do_read also retries it after any read). */
+    if (s->writable && s->read_wants_write)
         s->read_wants_write = 0;
+    if (!s->dead && s->writable && evbuffer_get_length(s->out))
         do_write(s);
-    }
     if (!s->dead && s->write_wants_read && s->readable) {
         s->write_wants_read = 0;
+        s->write_retry = 1;
         do_write(s);
     }
     if (!s->dead && s->reading && s->readable)

@@ -2,7 +2,11 @@
 stale pooled connections, failures and timeouts, retries, balancing, and
 HTTPS upstreams (verification, CA file, SNI)."""
 
+import random
+import re
+import signal
 import socket
+import struct
 import threading
 import time
 
@@ -413,3 +417,247 @@ def test_pool_shared_by_identical_settings(env, certs):
                 assert c.read_response().status == 200
     assert len(up.requests()) == 12
     assert len(up.events("conn")) == 1, up.events("conn")
+
+
+# ------------------------------------- keep-alive race (issue 8, item 6)
+
+
+class RacyCloser:
+    """A raw upstream that answers each request with keep-alive headers
+    (Content-Length, Connection: keep-alive) and then closes the socket
+    after a random 0-50 ms, without answering anything else that arrived
+    meanwhile: what many servers do at their keep-alive request limit. A
+    request the gateway sends in that window finds a connection about to
+    close (FIN, or RST when the request was unread)."""
+
+    def __init__(self, seed=8, max_delay=0.05):
+        self.max_delay = max_delay
+        self.rng = random.Random(seed)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.lock = threading.Lock()
+        self.answered, self.bodies, self.conns = [], [], 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+                delay = self.rng.uniform(0, self.max_delay)
+            threading.Thread(target=self._serve, args=(s, delay), daemon=True).start()
+
+    def _serve(self, s, delay):
+        try:
+            s.settimeout(10)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    return
+                buf += d
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            clen = 0
+            for line in lines[1:]:
+                n, _, v = line.partition(b":")
+                if n.strip().lower() == b"content-length":
+                    clen = int(v.strip())
+            while len(rest) < clen:
+                d = s.recv(65536)
+                if not d:
+                    return
+                rest += d
+            target = lines[0].split(b" ")[1].decode()
+            with self.lock:
+                self.answered.append(target)
+                self.bodies.append(rest[:clen])
+            body = ("ok %s" % target).encode()
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                      b"Connection: keep-alive\r\nKeep-Alive: timeout=60\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            time.sleep(delay)
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def close(self):
+        self.stop = True
+        self.lsock.close()
+
+
+@pytest.fixture
+def racy():
+    r = RacyCloser()
+    yield r
+    r.close()
+
+
+def _racy_gateway(env, racy):
+    # retries: 0 and a single target: only the fresh-connection retry of a
+    # reused pooled connection can save a request
+    return gateway(env, {"u": helpers.upstream_conf(racy.url, retries=0, keepalive=16)})
+
+
+def test_keepalive_race_one_client_connection(env, racy):
+    gw = _racy_gateway(env, racy)
+    with RawConn(gw.port, timeout=10) as c:
+        for i in range(40):
+            c.send(build_request("GET", "/race/ka/%d" % i))
+            try:
+                r = c.read_response()
+            except helpers.Closed as e:
+                raise AssertionError("request %d: client connection closed without a "
+                                     "response (%s)" % (i, e))
+            assert r.status == 200, "request %d: %r" % (i, r)
+            assert r.body == b"ok /race/ka/%d" % i, r
+    assert racy.conns >= 20, racy.conns
+
+
+def test_keepalive_race_new_client_connections(env, racy):
+    gw = _racy_gateway(env, racy)
+    for i in range(40):
+        try:
+            r = request(gw.port, "GET", "/race/new/%d" % i, timeout=10)
+        except helpers.Closed as e:
+            raise AssertionError("request %d: connection closed without a response (%s)"
+                                 % (i, e))
+        assert r.status == 200, "request %d: %r" % (i, r)
+
+
+def test_keepalive_race_post_small_body(env, racy):
+    gw = _racy_gateway(env, racy)
+    with RawConn(gw.port, timeout=10) as c:
+        for i in range(40):
+            body = b"payload-%d" % i
+            c.send(build_request("POST", "/race/post/%d" % i, body=body))
+            try:
+                r = c.read_response()
+            except helpers.Closed as e:
+                raise AssertionError("POST %d: client connection closed without a "
+                                     "response (%s)" % (i, e))
+            assert r.status == 200, "POST %d: %r" % (i, r)
+    with racy.lock:
+        got = dict(zip(racy.answered, racy.bodies))
+    for i in range(40):
+        assert got.get("/race/post/%d" % i) == b"payload-%d" % i
+
+
+class HeldCloser:
+    """A raw upstream whose connections each answer one request (keep-alive
+    headers) and are then closed when the test says so: close_conn(i, rst)
+    closes the i-th connection with FIN, or RST (SO_LINGER 0)."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.conns, self.answered = [], []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(s)
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(65536)
+                if not d:
+                    return
+                buf += d
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            while m and len(rest) < int(m.group(1)):
+                d = s.recv(65536)
+                if not d:
+                    return
+                rest += d
+            target = buf.split(b" ")[1].decode()
+            with self.lock:
+                self.answered.append((target, rest))
+            body = ("ok %s" % target).encode()
+            s.sendall(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            pass
+
+    def close_conn(self, i, rst=False):
+        s = self.conns[i]
+        if rst:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    def close(self):
+        self.lsock.close()
+        for s in self.conns:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+@pytest.mark.parametrize("rst", [False, True], ids=["fin", "rst"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_pooled_connection_closed_while_request_waits(env, rst, method):
+    """The gateway is stopped (SIGSTOP) while the client's next request
+    arrives and then the upstream closes the idle pooled connection: both
+    wait in the kernel, the request first, so that on SIGCONT the gateway
+    takes the pooled connection before its idle watch can see the FIN (or
+    RST) already queued behind it. The request must be sent again on a
+    fresh connection (a POST with the body part sent so far, the rest
+    following), not answered 502 or dropped."""
+    held = HeldCloser()
+    try:
+        port, admin = helpers.free_port(), helpers.free_port()
+        gw = env.gateway(helpers.base_config(
+            port, admin, {"u": helpers.upstream_conf(held.url, retries=0)},
+            [{"name": "all", "match": {"path": "/"}, "upstream": "u"}],
+            log={"access": "off", "level": "debug"}))
+        with RawConn(port, timeout=10) as c:
+            c.send(build_request("GET", "/held/1"))
+            assert c.read_response().status == 200
+            time.sleep(0.2)
+            gw.signal(signal.SIGSTOP)
+            body = b"0123456789" * 10
+            try:
+                if method == "GET":
+                    c.send(build_request("GET", "/held/2"))
+                else:
+                    c.send(build_request("POST", "/held/2", body=body)[:-60])
+                time.sleep(0.1)
+                held.close_conn(0, rst)
+                time.sleep(0.1)
+            finally:
+                gw.signal(signal.SIGCONT)
+            if method == "POST":
+                time.sleep(0.1)
+                c.send(body[-60:])
+            r = c.read_response()
+            assert r.status == 200, r
+            assert r.body == b"ok /held/2"
+        assert held.answered == [("/held/1", b""),
+                                 ("/held/2", body if method == "POST" else b"")]
+        assert len(held.conns) == 2
+        assert "attempt to %s failed" % held.url in gw.stderr(), \
+            "the pooled connection was not taken (test ineffective)"
+    finally:
+        held.close()
