@@ -838,6 +838,23 @@ def _gateway_config(workdir, port, tls_port, admin, cert, key, rec_url, ports, c
                 "client_body_timeout": "5s", "shutdown_timeout": "5s"})
 
 
+def smaps_rss(pid):
+    """Resident KiB by kind of mapping: the main heap, anonymous (other
+    malloc arenas, large mmap'd blocks, thread stacks), file-backed."""
+    out = {"heap": 0, "anon": 0, "file": 0}
+    kind = "anon"
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", first):
+                parts = line.split()
+                name = parts[5] if len(parts) > 5 else ""
+                kind = "heap" if name == "[heap]" else ("file" if name.startswith("/") else "anon")
+            elif first == "Rss:":
+                out[kind] += int(line.split()[1])
+    return out
+
+
 def malloc_probe(gw):
     """Allocator view of the gateway's RSS (needs gdb; SOAK_MALLOC_PROBE=1):
     glibc's per-arena malloc_stats() into its stderr, then malloc_trim(0).
@@ -847,13 +864,15 @@ def malloc_probe(gw):
     if not gdb:
         return {"error": "gdb not found"}
     before = helpers.rss_kib(gw.pid)
+    smaps_before = smaps_rss(gw.pid)
     mark = len(gw.stderr())
     r = subprocess.run([gdb, "-p", str(gw.pid), "-batch", "-nx",
                         "-ex", "call (void)malloc_stats()",
                         "-ex", "call (int)malloc_trim(0)"],
                        capture_output=True, text=True, timeout=60)
     time.sleep(0.3)
-    out = {"rss_before_kib": before, "rss_after_trim_kib": helpers.rss_kib(gw.pid)}
+    out = {"rss_before_kib": before, "rss_after_trim_kib": helpers.rss_kib(gw.pid),
+           "smaps_before_kib": smaps_before, "smaps_after_trim_kib": smaps_rss(gw.pid)}
     stats = gw.stderr()[mark:]
     m = re.findall(r"Total \(incl. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)",
                    stats)
