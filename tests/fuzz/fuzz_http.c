@@ -79,21 +79,6 @@ static char host_expected[32]; /* Host the gateway sends: the target's */
 static fz_buf *upreqs;
 static size_t nupreqs, capupreqs;
 
-static int printing(void)
-{
-    static int p = -1;
-    if (p < 0)
-        p = getenv("FUZZ_HTTP_PRINT") != NULL;
-    return p;
-}
-
-static void dump(const char *what, const unsigned char *p, size_t n)
-{
-    fprintf(stderr, "---- %s (%zu bytes)\n", what, n);
-    fwrite(p, 1, n, stderr);
-    fprintf(stderr, "\n");
-}
-
 /* The recording upstream: every complete request is kept and answered. */
 static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
 {
@@ -109,7 +94,7 @@ static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
             break;
         }
         if (st == REF_BAD) {
-            dump("upstream connection bytes", c->in.p, c->in.len);
+            fz_dump("upstream connection bytes", c->in.p, c->in.len);
             fz_fail("the upstream received a request the reference refuses "
                     "(%s) at offset %zu of connection %d",
                     m.why, c->used, c->id);
@@ -122,8 +107,8 @@ static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
         }
         upreqs[nupreqs] = (fz_buf){0};
         fz_buf_add(&upreqs[nupreqs++], p, m.len);
-        if (printing())
-            dump("upstream received", p, m.len);
+        if (fz_printing())
+            fz_dump("upstream received", p, m.len);
         int head = m.mlen == 4 && memcmp(m.method, "HEAD", 4) == 0;
         static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         fz_up_send(c, resp, head ? sizeof resp - 3 : sizeof resp - 1);
@@ -217,7 +202,7 @@ static void check_pair(const ref_msg *r, size_t j, const ref_msg *resp,
         abort(); /* it parsed when it was received */
 #define PAIR_FAIL(...)                                                       \
     do {                                                                     \
-        dump("upstream request", raw->p, raw->len);                          \
+        fz_dump("upstream request", raw->p, raw->len);                          \
         fprintf(stderr, "client request %zu: %.*s\n", j, (int)r->tlen,       \
                 (const char *)r->target);                                   \
         fz_fail(__VA_ARGS__);                                                \
@@ -329,7 +314,7 @@ static void check_input(const unsigned char *data, size_t size, fz_client *cl)
     const unsigned char *g = cl->got.p;
     size_t glen = cl->got.len, off = 0, j = 0, n200 = 0;
     if (glen && (glen < 9 || memcmp(g, "HTTP/1.1 ", 9) != 0)) {
-        dump("client received", g, glen);
+        fz_dump("client received", g, glen);
         fz_fail("the gateway's first bytes are not \"HTTP/1.1 \"");
     }
     while (off < glen) {
@@ -357,13 +342,13 @@ static void check_input(const unsigned char *data, size_t size, fz_client *cl)
             }
         }
         if (st != REF_OK) {
-            dump("client received", g, glen);
+            fz_dump("client received", g, glen);
             fz_fail("response at offset %zu is %s (%s)", off,
                     st == REF_MORE ? "cut short" : "malformed", m.why ? m.why : "");
         }
         if (m.interim) {
             if (m.status != 100) {
-                dump("client received", g, glen);
+                fz_dump("client received", g, glen);
                 fz_fail("interim response %d from the gateway", m.status);
             }
             off += m.len;
@@ -372,24 +357,24 @@ static void check_input(const unsigned char *data, size_t size, fz_client *cl)
         }
         j++;
         if (ref_count(&m, "x-request-id") != 1) {
-            dump("client received", g, glen);
+            fz_dump("client received", g, glen);
             fz_fail("response %zu without exactly one X-Request-Id", j);
         }
         if (m.status == 200) {
             n200++;
             if (j > cr.k) {
-                dump("client received", g, glen);
+                fz_dump("client received", g, glen);
                 fz_fail("response %zu is a 200, but the reference reads only %zu "
                         "complete requests in the input (it stops at offset %zu)",
                         j, cr.k, cr.rest);
             }
             if (j > cr.limit) {
-                dump("client received", g, glen);
+                fz_dump("client received", g, glen);
                 fz_fail("request %zu was served after request %zu closed the "
                         "connection", j, cr.limit);
             }
             if (n200 > nupreqs) {
-                dump("client received", g, glen);
+                fz_dump("client received", g, glen);
                 fz_fail("200 number %zu, but the upstream received %zu requests",
                         n200, nupreqs);
             }
@@ -399,12 +384,12 @@ static void check_input(const unsigned char *data, size_t size, fz_client *cl)
         int close = ref_any_list_has(&m, "connection", "close");
         ref_msg_free(&m);
         if (close && off < glen) {
-            dump("client received", g, glen);
+            fz_dump("client received", g, glen);
             fz_fail("bytes after a response with Connection: close");
         }
     }
     if (nupreqs != n200) {
-        dump("client received", g, glen);
+        fz_dump("client received", g, glen);
         fz_fail("the upstream received %zu complete requests, the client got "
                 "%zu responses from it", nupreqs, n200);
     }
@@ -419,7 +404,7 @@ static void check_upstream_conns(void)
     for (size_t i = 0; i < up.n; i++) {
         fz_upconn *c = up.c[i];
         if (c->fd >= 0 && c->used < c->in.len) {
-            dump("upstream connection bytes", c->in.p, c->in.len);
+            fz_dump("upstream connection bytes", c->in.p, c->in.len);
             fz_fail("upstream connection %d is still open (pooled) with %zu "
                     "bytes of an unfinished request", c->id, c->in.len - c->used);
         }
@@ -449,16 +434,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             break;
         p = mark + sizeof PAUSE - 1;
     }
-    if (printing())
-        dump("client sent", sent.p, sent.len);
+    if (fz_printing())
+        fz_dump("client sent", sent.p, sent.len);
     shutdown(cl.fd, SHUT_WR);
     if (!fz_settle(&gw, &up, &cl, 1, 20000)) {
-        dump("client received", cl.got.p, cl.got.len);
+        fz_dump("client received", cl.got.p, cl.got.len);
         fz_fail("the gateway kept the client connection open after the "
                 "client's half-close, with nothing left to do");
     }
-    if (printing())
-        dump("client received", cl.got.p, cl.got.len);
+    if (fz_printing())
+        fz_dump("client received", cl.got.p, cl.got.len);
     check_input(sent.p ? sent.p : (const unsigned char *)"", sent.len, &cl);
     check_upstream_conns();
     fz_teardown(&gw, &up, &cl);

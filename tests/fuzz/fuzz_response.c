@@ -77,21 +77,6 @@ static struct {
     unsigned asked[2];/* times the upstream was asked for request i */
 } S;
 
-static int printing(void)
-{
-    static int p = -1;
-    if (p < 0)
-        p = getenv("FUZZ_HTTP_PRINT") != NULL;
-    return p;
-}
-
-static void dump(const char *what, const unsigned char *p, size_t n)
-{
-    fprintf(stderr, "---- %s (%zu bytes)\n", what, n);
-    fwrite(p, 1, n, stderr);
-    fprintf(stderr, "\n");
-}
-
 /* The scripted upstream: each complete request gets its segment. */
 static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
 {
@@ -106,7 +91,7 @@ static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
             break;
         }
         if (st == REF_BAD) {
-            dump("upstream connection bytes", c->in.p, c->in.len);
+            fz_dump("upstream connection bytes", c->in.p, c->in.len);
             fz_fail("the upstream received a request the reference refuses (%s)", m.why);
         }
         int i = -1;
@@ -114,7 +99,7 @@ static void upstream_input(fz_up *u, fz_upconn *c, void *ctx)
             if (m.tlen == strlen(PATHS[k]) && memcmp(m.target, PATHS[k], m.tlen) == 0)
                 i = k;
         if (i < 0 || m.blen != 0 || (m.mlen == 4) != S.head[i]) {
-            dump("upstream connection bytes", c->in.p, c->in.len);
+            fz_dump("upstream connection bytes", c->in.p, c->in.len);
             fz_fail("the upstream received a request the client did not send");
         }
         S.asked[i]++;
@@ -193,7 +178,7 @@ static fz_client cl;
 
 #define FAIL(...)                                                             \
     do {                                                                      \
-        dump("client received", cl.got.p, cl.got.len);                       \
+        fz_dump("client received", cl.got.p, cl.got.len);                       \
         fz_fail(__VA_ARGS__);                                                 \
     } while (0)
 
@@ -336,10 +321,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     memcpy(both, req[0], rl[0]);
     if (nreq == 2)
         memcpy(both + rl[0], req[1], rl[1]);
-    if (printing()) {
-        dump("client sends", (const unsigned char *)both, rl[0] + (nreq == 2 ? rl[1] : 0));
+    if (fz_printing()) {
+        fz_dump("client sends", (const unsigned char *)both, rl[0] + (nreq == 2 ? rl[1] : 0));
         for (int i = 0; i < nreq; i++)
-            dump(i ? "upstream answers /h/r2" : "upstream answers /r1", S.seg[i], S.seglen[i]);
+            fz_dump(i ? "upstream answers /h/r2" : "upstream answers /r1", S.seg[i], S.seglen[i]);
     }
     fz_client_write(&cl, &gw, &up, (const unsigned char *)both,
                     rl[0] + (nreq == 2 ? rl[1] : 0));
@@ -351,8 +336,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         if (!fz_up_close_all(&up))
             break;
     }
-    if (printing())
-        dump("client received", cl.got.p, cl.got.len);
+    if (fz_printing())
+        fz_dump("client received", cl.got.p, cl.got.len);
     /* Written in pieces, a segment's bytes after its first response may
      * arrive after the gateway has pooled the connection and sent request
      * 2 on it: no HTTP/1.1 client can tell those from the answer to

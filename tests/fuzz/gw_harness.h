@@ -427,4 +427,20 @@ static inline void fz_teardown(fz_gw *g, fz_up *u, fz_client *cl)
     cl->eof = 0;
 }
 
+/* FUZZ_HTTP_PRINT=1: both targets print both sides of each input. */
+static int fz_printing(void)
+{
+    static int p = -1;
+    if (p < 0)
+        p = getenv("FUZZ_HTTP_PRINT") != NULL;
+    return p;
+}
+
+static void fz_dump(const char *what, const unsigned char *p, size_t n)
+{
+    fprintf(stderr, "---- %s (%zu bytes)\n", what, n);
+    fwrite(p, 1, n, stderr);
+    fprintf(stderr, "\n");
+}
+
 #endif
