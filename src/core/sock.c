@@ -32,6 +32,12 @@
 #define TLS_RECORD 16384
 #define MAX_ROUNDS 8
 #define READ_BURST 16 /* reads per round: 256 KiB at most */
+/* The send timeout is measured on progress, not on any byte: the write
+ * deadline moves only when the peer has taken SEND_PROGRESS bytes since it
+ * last moved, or everything queued. A client that reads a byte now and
+ * then cannot hold a connection (and its buffered response) forever: it
+ * must take at least SEND_PROGRESS bytes per write timeout. */
+#define SEND_PROGRESS 16384
 
 struct pc_sock_loop {
     struct event_base *base;
@@ -52,6 +58,7 @@ struct pc_sock {
     size_t rhwm, wlwm;
     uint64_t rto, wto;     /* ns; 0 = none */
     uint64_t rmark, wmark; /* ns of the last progress */
+    size_t wsent;          /* bytes written since wmark moved */
     uint64_t timer_at;     /* ns; 0 = not pending */
     int in_cb;
     int pending_errno;
@@ -64,6 +71,16 @@ struct pc_sock {
 
 static void do_write(pc_sock *s);
 static void arm(pc_sock *s);
+
+/* Counts written bytes against the send-progress rule above. */
+static void sent(size_t n, pc_sock *s)
+{
+    s->wsent += n;
+    if (s->wsent >= SEND_PROGRESS || evbuffer_get_length(s->out) == 0) {
+        s->wmark = pc_now_ns();
+        s->wsent = 0;
+    }
+}
 
 static void release(pc_sock *s)
 {
@@ -245,6 +262,7 @@ static void do_write(pc_sock *s)
                 break;
             }
             evbuffer_drain(s->out, (size_t)r);
+            sent((size_t)r, s);
         } else {
             /* evbuffer_write hands at most 128 chains to one writev, so a
              * short count does not prove the send buffer is full: keep
@@ -261,11 +279,10 @@ static void do_write(pc_sock *s)
                 return;
             }
             wrote = 1;
-            s->wmark = pc_now_ns();
+            sent((size_t)n, s);
             continue;
         }
         wrote = 1;
-        s->wmark = pc_now_ns();
     }
     if (s->write_retry && !s->write_wants_read) {
         /* An SSL_write that had to read got what it waited for and may
@@ -431,6 +448,7 @@ static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
         return;
     if (info->orig_size == 0) {
         s->wmark = pc_now_ns();
+        s->wsent = 0;
         if (s->wto)
             arm(s);
     }
@@ -655,7 +673,14 @@ void pc_sock_set_timeouts(pc_sock *s, uint64_t read_ms, uint64_t write_ms)
         return;
     s->rto = read_ms * 1000000ull;
     s->wto = write_ms * 1000000ull;
-    s->rmark = s->wmark = pc_now_ns();
+    s->rmark = pc_now_ns();
+    if (evbuffer_get_length(s->out) == 0) {
+        /* Queued output keeps its progress mark: a new read phase (the
+         * next pipelined request) does not excuse a peer that is not
+         * reading. */
+        s->wmark = s->rmark;
+        s->wsent = 0;
+    }
     arm(s);
 }
 

@@ -194,6 +194,36 @@ def test_pipeliner_that_never_reads_is_bounded(env):
     assert sent < 40 << 20, "the gateway read %d bytes of requests it could not answer" % sent
 
 
+def test_slow_but_steady_reader_gets_everything(env):
+    """The send timeout counts progress (16 KiB per timeout, see
+    tests/unit/test_sock.c for the trickle that it cuts off): a client
+    reading slowly but steadily gets the whole response."""
+    up = env.upstream()
+    cfg = helpers.base_config(helpers.free_port(), helpers.free_port(),
+                              {"up": helpers.upstream_conf(up)},
+                              [{"match": {"path": "/"}, "upstream": "up"}],
+                              limits={"client_body_timeout": "1s"})
+    gw = env.gateway(cfg)
+    s = socket.create_connection(("127.0.0.1", gw.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    n = 1 << 20
+    s.sendall(b"GET /bytes/%d HTTP/1.1\r\n" % n + H + b"Connection: close\r\n\r\n")
+    got = b""
+    s.settimeout(5.0)
+    t0 = time.monotonic()
+    while True:
+        d = s.recv(8192)
+        if not d:
+            break
+        got += d
+        if time.monotonic() - t0 < 3.0:
+            time.sleep(0.02)  # slow for 3 s (about 100 KiB/s: 1 s timeout)
+    s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head[:100]
+    assert len(body) == n
+
+
 # ---------------------------------------------------------------- A4, B7
 
 

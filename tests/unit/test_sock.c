@@ -8,7 +8,8 @@
  * would be an edge of its own); every byte must arrive, on both the
  * accepting side (a client's body) and the connecting side (an https
  * upstream's response). Also checked: a plain socket read past the
- * fairness bound with no read high watermark gets everything. */
+ * fairness bound with no read high watermark gets everything, and the send
+ * timeout is measured on progress (a trickling reader times out). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <event2/buffer.h>
@@ -315,4 +316,100 @@ Test(sock_plain, no_watermark_reads_everything)
     pc_sock_loop_free(lp);
     event_base_free(r.base);
     cr_assert_eq(r.got, PLAIN_TOTAL, "%zu of %d bytes", r.got, PLAIN_TOTAL);
+}
+
+/* The send timeout is measured on progress: the peer must take 16 KiB per
+ * write timeout (or everything queued), so one that reads a little now and
+ * then times out although every read lets a small write through; one that
+ * reads steadily, however slowly its single reads go, does not. The pc_sock
+ * side has a small send buffer, so its writes follow the peer's reads. */
+typedef struct trickle {
+    int fd;
+    size_t per_read;
+    unsigned gap_ms;
+    atomic_int stop;
+    size_t got;
+    pthread_t th;
+} trickle;
+
+static void *trickle_run(void *arg)
+{
+    trickle *t = arg;
+    char buf[65536];
+    while (!atomic_load(&t->stop)) {
+        ssize_t n = read(t->fd, buf, t->per_read);
+        if (n <= 0)
+            break;
+        t->got += (size_t)n;
+        usleep(t->gap_ms * 1000);
+    }
+    return NULL;
+}
+
+typedef struct send_result {
+    struct event_base *base;
+    short what;
+} send_result;
+
+static void send_event(pc_sock *s, short what, void *arg)
+{
+    send_result *r = arg;
+    (void)s;
+    r->what = what;
+    event_base_loopbreak(r->base);
+}
+
+/* Queues 1 MiB to a peer reading per_read bytes every gap_ms; returns the
+ * event seen within `seconds` (0: none). */
+static short send_to_reader(size_t per_read, unsigned gap_ms, double seconds,
+                            size_t *got)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 4096;
+    cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    cr_assert_eq(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    trickle t = {.fd = sv[1], .per_read = per_read, .gap_ms = gap_ms};
+    send_result r = {.base = event_base_new()};
+    pc_sock_loop *lp = pc_sock_loop_new(r.base);
+    pc_sock *s = pc_sock_accept(lp, sv[0], NULL);
+    cr_assert_not_null(s);
+    pc_sock_setcb(s, NULL, NULL, send_event, &r);
+    pc_sock_set_timeouts(s, 0, 500);
+    static char block[1 << 20];
+    evbuffer_add(pc_sock_output(s), block, sizeof block);
+    pthread_create(&t.th, NULL, trickle_run, &t);
+    struct timeval limit = {(time_t)seconds,
+                            (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    event_base_loopexit(r.base, &limit);
+    event_base_dispatch(r.base);
+    pc_sock_free(s);
+    atomic_store(&t.stop, 1);
+    pthread_join(t.th, NULL);
+    close(sv[1]);
+    pc_sock_loop_free(lp);
+    event_base_free(r.base);
+    *got = t.got;
+    return r.what;
+}
+
+Test(sock_send, trickling_reader_times_out)
+{
+    size_t got;
+    /* 4 KiB every 200 ms: 10 KiB per 500 ms timeout, under 16 KiB, each
+     * read letting a write through well within the timeout */
+    short what = send_to_reader(4096, 200, 4.0, &got);
+    cr_assert_eq(what, PC_SOCK_TIMEOUT | PC_SOCK_WRITING,
+                 "event %#x after the peer took %zu bytes", (unsigned)what, got);
+    cr_assert_lt(got, 64 * 1024, "%zu", got);
+}
+
+Test(sock_send, steady_reader_does_not_time_out)
+{
+    size_t got;
+    /* 2 KiB every 10 ms (about 200 KiB/s in small reads) */
+    short what = send_to_reader(2048, 10, 2.0, &got);
+    cr_assert_eq(what, 0, "event %#x after the peer took %zu bytes",
+                 (unsigned)what, got);
+    cr_assert_gt(got, 128 * 1024, "%zu", got);
 }
