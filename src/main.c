@@ -26,6 +26,9 @@ typedef struct app {
     pc_runtime rt;
     struct event_base *base;
     struct event *deadline, *poll, *trim;
+    struct event *reload_retry; /* a SIGHUP while workers still apply the
+                                   previous generation waits for them */
+    const char *file;
     int stopping;
 } app;
 
@@ -141,13 +144,149 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     event_add(a->poll, &p);
 }
 
+/* 1 when every worker serves the current generation. */
+static int workers_caught_up(const app *a)
+{
+    for (unsigned i = 0; i < a->rt.nworkers; i++)
+        if (atomic_load(&a->rt.workers[i]->applied_generation) !=
+            a->rt.cfg->generation)
+            return 0;
+    return 1;
+}
+
+static void close_fds(int **fds, unsigned nworkers, size_t nlistens)
+{
+    for (unsigned k = 0; k < nworkers; k++) {
+        if (!fds[k])
+            continue;
+        for (size_t i = 0; i < nlistens; i++)
+            if (fds[k][i] >= 0)
+                close(fds[k][i]);
+        free(fds[k]);
+    }
+    free(fds);
+}
+
+/* Sockets for the addresses nc listens on and old does not, one per
+ * worker (worker 0's bound first, without SO_REUSEPORT: an address some
+ * other process holds fails here, before anything changed). NULL after
+ * logging the error. */
+static int **bind_new_listeners(const app *a, const pc_config *old,
+                                const pc_config *nc)
+{
+    unsigned nw = a->rt.nworkers;
+    int **fds = pc_xcalloc(nw, sizeof *fds);
+    for (unsigned k = 0; k < nw; k++) {
+        fds[k] = pc_xcalloc(nc->nlistens ? nc->nlistens : 1, sizeof **fds);
+        for (size_t i = 0; i < nc->nlistens; i++)
+            fds[k][i] = -1;
+    }
+    for (size_t i = 0; i < nc->nlistens; i++) {
+        const pc_listen *l = &nc->listens[i];
+        int kept = 0;
+        for (size_t j = 0; j < old->nlistens && !kept; j++)
+            kept = pc_listen_same(&old->listens[j], l);
+        for (unsigned k = 0; k < nw && !kept; k++) {
+            fds[k][i] = pc_listen_bind(l, k == 0);
+            if (fds[k][i] < 0) {
+                int e = errno;
+                pc_log(PC_LOG_ERROR, "reload: cannot listen on %s: %s", l->address,
+                       strerror(e));
+                close_fds(fds, nw, nc->nlistens);
+                return NULL;
+            }
+        }
+    }
+    return fds;
+}
+
+/* SIGHUP (CONTRACT §1): loads and checks the file here, off the workers'
+ * path (upstream names are resolved here too); on any error nothing
+ * changes. Otherwise binds the new addresses, swaps the process's
+ * generation and hands it to every worker, which switches between two
+ * events; requests in flight finish on the generation they pinned. */
+static void reload_apply(app *a);
+
+static void reload(app *a)
+{
+    if (a->stopping)
+        return;
+    if (!workers_caught_up(a)) {
+        struct timeval tv = {0, 20 * 1000};
+        evtimer_add(a->reload_retry, &tv);
+        return;
+    }
+    sd_notify_msg("RELOADING=1");
+    reload_apply(a);
+    sd_notify_msg("READY=1");
+}
+
+static void reload_apply(app *a)
+{
+    pc_config *old = a->rt.cfg;
+    pc_errors err;
+    pc_errors_init(&err, a->file);
+    pc_config *nc = pc_config_load(a->file, &err);
+    if (!nc || err.n) {
+        for (size_t i = 0; i < err.n; i++)
+            pc_log(PC_LOG_ERROR, "%s", err.msgs[i]);
+        pc_log(PC_LOG_ERROR,
+               "reload failed (%zu error%s): configuration unchanged "
+               "(generation %llu)",
+               err.n, err.n == 1 ? "" : "s", (unsigned long long)old->generation);
+        pc_errors_free(&err);
+        pc_config_unref(nc);
+        return;
+    }
+    pc_errors_free(&err);
+    int **fds = bind_new_listeners(a, old, nc);
+    if (!fds) {
+        pc_log(PC_LOG_ERROR, "reload failed: configuration unchanged "
+                             "(generation %llu)",
+               (unsigned long long)old->generation);
+        pc_config_unref(nc);
+        return;
+    }
+    nc->generation = old->generation + 1;
+    if (nc->workers != old->workers)
+        pc_log(PC_LOG_WARN, "reload: workers changed from %llu to %llu: "
+                            "applies at the next start",
+               (unsigned long long)old->workers, (unsigned long long)nc->workers);
+    if ((old->admin_listen == NULL) != (nc->admin_listen == NULL) ||
+        (old->admin_listen && strcmp(old->admin_listen, nc->admin_listen) != 0))
+        pc_log(PC_LOG_WARN, "reload: admin.listen changed: applies at the "
+                            "next start");
+    if (strcmp(old->log.access ? old->log.access : "",
+               nc->log.access ? nc->log.access : "") != 0 ||
+        old->log.ring_entries != nc->log.ring_entries)
+        pc_log(PC_LOG_WARN, "reload: log.access / log.ring_entries changed: "
+                            "apply at the next start");
+    pc_log_set_level(nc->log.level);
+    pthread_mutex_lock(&a->rt.cfg_lock);
+    a->rt.cfg = nc;
+    pthread_mutex_unlock(&a->rt.cfg_lock);
+    for (unsigned k = 0; k < a->rt.nworkers; k++) {
+        pc_worker_reload(a->rt.workers[k], pc_config_ref(nc), fds[k]);
+        fds[k] = NULL;
+    }
+    free(fds);
+    pc_config_unref(old);
+    pc_log(PC_LOG_INFO, "configuration reloaded (generation %llu)",
+           (unsigned long long)nc->generation);
+}
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    (void)arg;
-    pc_log(PC_LOG_WARN, "SIGHUP: live reload is not available in this build; "
-                        "configuration unchanged");
+    reload(arg);
+}
+
+static void reload_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reload(arg);
 }
 
 static void usr1_cb(evutil_socket_t sig, short what, void *arg)
@@ -162,6 +301,7 @@ static int run(const char *file)
 {
     app a;
     memset(&a, 0, sizeof a);
+    a.file = file;
     pc_config *cfg = load(file);
     if (!cfg)
         return 1;
@@ -193,6 +333,7 @@ static int run(const char *file)
     };
     for (int i = 0; i < 4; i++)
         event_add(sigs[i], NULL);
+    a.reload_retry = evtimer_new(a.base, reload_retry_cb, &a);
     a.trim = event_new(a.base, -1, EV_PERSIST, trim_cb, &a);
     struct timeval trim_tv = {TRIM_PERIOD_S, 0};
     event_add(a.trim, &trim_tv);
@@ -226,9 +367,11 @@ out:
         event_free(a.poll);
     if (a.trim)
         event_free(a.trim);
+    if (a.reload_retry)
+        event_free(a.reload_retry);
     event_base_free(a.base);
     pc_ipcount_free(a.rt.per_ip);
-    pc_config_unref(cfg);
+    pc_config_unref(a.rt.cfg);
     pthread_mutex_destroy(&a.rt.cfg_lock);
     if (rc == 0)
         pc_log(PC_LOG_INFO, "stopped");

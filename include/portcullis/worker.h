@@ -42,7 +42,17 @@ typedef struct pc_worker {
     struct event *backoff_ev;   /* ends accept_backoff */
     uint64_t accept_err_ns;     /* when the last accept error was logged */
     unsigned long accept_err_quiet; /* accept errors not logged since */
-    void *lctx;                 /* per-listener accept context */
+    struct pc_lctx **lctx;      /* per-listener accept context (each its
+                                   own allocation: a listener kept across
+                                   a reload keeps its pointer) */
+    /* SIGHUP reload, handed over by the main thread (pc_worker_reload)
+     * and applied on the worker's thread between events. */
+    pthread_mutex_t reload_lock;
+    pc_config *reload_cfg;      /* pending generation (one reference) */
+    int *reload_fds;            /* per listen of reload_cfg: a socket bound
+                                   for a new address, -1 for a kept one */
+    struct event *reload_ev;
+    atomic_ullong applied_generation; /* generation this worker serves */
     struct event *stop_ev;      /* activated from the main thread */
     struct event *kill_ev;
     struct event *tick_ev;      /* 1 s housekeeping */
@@ -54,6 +64,8 @@ typedef struct pc_worker {
     long nconns;
     uint64_t rng[2];            /* xorshift128+ state for request ids */
     void *stage_state[PC_STAGE_MAX]; /* per chain stage (caches) */
+    struct pc_wait_table *waits; /* pc_wait cells of this worker's waiting
+                                    requests (chain.c; created on first use) */
 } pc_worker;
 
 /* Creates the worker and binds its listening sockets (SO_REUSEPORT).
@@ -68,6 +80,23 @@ int pc_worker_start(pc_worker *w);    /* spawns the thread; 0 or -1 */
 void pc_worker_stop(pc_worker *w);    /* thread-safe: begin graceful drain */
 void pc_worker_kill(pc_worker *w);    /* thread-safe: break the loop now */
 void pc_worker_join_free(pc_worker *w);
+
+/* Binds one listening socket for l (see pc_worker_new on `first`).
+ * Returns the socket or -1 with errno set. */
+int pc_listen_bind(const pc_listen *l, int first);
+/* 1 when the two listens name the same socket address. */
+int pc_listen_same(const pc_listen *a, const pc_listen *b);
+/* Thread-safe: hands the worker a new generation (takes over one
+ * reference of cfg) and, per listen of cfg, a socket bound for an address
+ * the worker does not listen on yet or -1 (fds is taken over too). The
+ * worker applies it between two events: listeners on new addresses start
+ * accepting before those on removed addresses close, kept listeners keep
+ * their sockets and take the new settings (TLS contexts), new requests
+ * pin cfg while in-flight ones finish on their own generation, and pools
+ * of targets cfg no longer has close their idle connections. Afterwards
+ * applied_generation == cfg->generation. The caller hands over the next
+ * generation only once every worker has applied this one. */
+void pc_worker_reload(pc_worker *w, pc_config *cfg, int *fds);
 
 /* Called by conn.c when a client connection closes. */
 void pc_worker_conn_closed(pc_worker *w, pc_conn *c);

@@ -25,9 +25,9 @@
 #include "portcullis/worker.h"
 #include "../http/conn_int.h"
 
-typedef struct lctx {
+typedef struct pc_lctx {
     pc_worker *w;
-    pc_listen *l;
+    pc_listen *l; /* in the worker's current generation */
 } lctx;
 
 /* Accepting rests this long after accept(2) failed for want of a
@@ -49,7 +49,7 @@ typedef struct lctx {
  * portcullis of the same user, which would otherwise share the port in
  * silence. SO_REUSEPORT is set after the bind and before listen(2), so the
  * other workers' sockets, bound with it, join this one. */
-static int bind_one(const pc_listen *l, int first)
+int pc_listen_bind(const pc_listen *l, int first)
 {
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -207,6 +207,26 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     }
 }
 
+/* Listener i on fd (taken over, closed on failure), for listen l. */
+static int add_listener(pc_worker *w, size_t i, pc_listen *l, int fd)
+{
+    lctx *x = pc_xcalloc(1, sizeof *x);
+    x->w = w;
+    x->l = l;
+    w->lctx[i] = x;
+    w->listeners[i] = evconnlistener_new(w->base, accept_cb, x,
+                                         LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (!w->listeners[i]) {
+        close(fd);
+        pc_log(PC_LOG_ERROR, "cannot listen on %s", l->address);
+        return -1;
+    }
+    evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+    if (!w->listeners_on)
+        evconnlistener_disable(w->listeners[i]);
+    return 0;
+}
+
 static void maybe_resume_listeners(pc_worker *w)
 {
     if (!w->listeners_paused || w->draining)
@@ -270,6 +290,86 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
+int pc_listen_same(const pc_listen *a, const pc_listen *b)
+{
+    return a->addrlen == b->addrlen &&
+           memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* Applies the generation handed over by pc_worker_reload (see worker.h). */
+static void reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pc_worker *w = arg;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->reload_lock);
+    pc_config *nc = w->reload_cfg;
+    int *fds = w->reload_fds;
+    w->reload_cfg = NULL;
+    w->reload_fds = NULL;
+    pthread_mutex_unlock(&w->reload_lock);
+    if (!nc)
+        return;
+    pc_config *old = w->cfg;
+    size_t n = nc->nlistens;
+    struct evconnlistener **ls = pc_xcalloc(n ? n : 1, sizeof *ls);
+    lctx **xs = pc_xcalloc(n ? n : 1, sizeof *xs);
+    struct evconnlistener **old_ls = w->listeners;
+    lctx **old_xs = w->lctx;
+    unsigned old_n = w->nlisteners;
+    w->listeners = ls;
+    w->lctx = xs;
+    w->nlisteners = (unsigned)n;
+    /* New sockets first: the address keeps accepting throughout. */
+    for (size_t i = 0; i < n; i++) {
+        pc_listen *l = &nc->listens[i];
+        size_t j;
+        for (j = 0; j < old_n; j++)
+            if (old_xs[j] && pc_listen_same(old_xs[j]->l, l))
+                break;
+        if (j < old_n) { /* kept: same socket, new settings */
+            ls[i] = old_ls[j];
+            xs[i] = old_xs[j];
+            xs[i]->l = l;
+            old_ls[j] = NULL;
+            old_xs[j] = NULL;
+            if (fds[i] >= 0)
+                close(fds[i]);
+        } else if (fds[i] < 0) {
+            pc_log(PC_LOG_ERROR, "worker %u: no socket for %s after reload",
+                   w->id, l->address);
+        } else if (w->draining) {
+            close(fds[i]);
+        } else if (add_listener(w, i, l, fds[i]) != 0) {
+            free(xs[i]);
+            xs[i] = NULL;
+        }
+    }
+    /* Then the addresses the new generation dropped. */
+    for (unsigned j = 0; j < old_n; j++) {
+        if (old_ls[j])
+            evconnlistener_free(old_ls[j]);
+        free(old_xs[j]);
+    }
+    free(old_ls);
+    free(old_xs);
+    free(fds);
+    w->cfg = nc;
+    pc_config_unref(old);
+    pc_pools_prune(w->pools, nc);
+    maybe_resume_listeners(w);
+    atomic_store(&w->applied_generation, nc->generation);
+}
+
+void pc_worker_reload(pc_worker *w, pc_config *cfg, int *fds)
+{
+    pthread_mutex_lock(&w->reload_lock);
+    w->reload_cfg = cfg;
+    w->reload_fds = fds;
+    pthread_mutex_unlock(&w->reload_lock);
+    event_active(w->reload_ev, EV_TIMEOUT, 1);
+}
+
 static void kill_cb(evutil_socket_t fd, short what, void *arg)
 {
     pc_worker *w = arg;
@@ -297,10 +397,12 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
     w->listeners_on = 1; /* evconnlistener_new enables them */
     w->backoff_ev = evtimer_new(w->base, backoff_cb, w);
     w->listeners = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->listeners);
-    w->lctx = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(lctx));
+    w->lctx = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->lctx);
+    pthread_mutex_init(&w->reload_lock, NULL);
+    atomic_init(&w->applied_generation, cfg->generation);
     for (size_t i = 0; i < cfg->nlistens; i++) {
         pc_listen *l = &cfg->listens[i];
-        int fd = bind_one(l, id == 0);
+        int fd = pc_listen_bind(l, id == 0);
         if (fd < 0) {
             int e = errno;
             pc_log(PC_LOG_ERROR, "cannot listen on %s: %s%s", l->address,
@@ -310,18 +412,9 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
                                    : "");
             goto fail;
         }
-        lctx *x = &((lctx *)w->lctx)[i];
-        x->w = w;
-        x->l = l;
-        w->listeners[i] = evconnlistener_new(w->base, accept_cb, x,
-                                             LEV_OPT_CLOSE_ON_FREE, -1, fd);
-        if (!w->listeners[i]) {
-            close(fd);
-            pc_log(PC_LOG_ERROR, "cannot listen on %s", l->address);
-            goto fail;
-        }
-        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
         w->nlisteners++;
+        if (add_listener(w, i, l, fd) != 0)
+            goto fail;
     }
     w->sockloop = pc_sock_loop_new(w->base);
     pc_chain_worker_init(w);
@@ -329,6 +422,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+    w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
     struct timeval sec = {1, 0};
     event_add(w->tick_ev, &sec);
     return w;
@@ -376,7 +470,20 @@ void pc_worker_join_free(pc_worker *w)
     /* Connections still open after a forced stop (shutdown_timeout). */
     while (w->conns)
         pc_conn_close_now(w->conns);
+    if (w->lctx)
+        for (unsigned i = 0; i < w->nlisteners; i++)
+            free(w->lctx[i]);
     free(w->lctx);
+    if (w->reload_cfg) { /* handed over, never applied (stopping) */
+        for (size_t i = 0; i < w->reload_cfg->nlistens; i++)
+            if (w->reload_fds[i] >= 0)
+                close(w->reload_fds[i]);
+        free(w->reload_fds);
+        pc_config_unref(w->reload_cfg);
+    }
+    if (w->reload_ev)
+        event_free(w->reload_ev);
+    pthread_mutex_destroy(&w->reload_lock);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->kill_ev)

@@ -57,6 +57,7 @@ static void conn_free(pc_conn *c)
         pc_conn_free_req(c);
     pc_scratch_free(c);
     pc_sock_free(c->sock);
+    pc_config_unref(c->tls_gen);
     pc_worker_conn_closed(c->w, c);
     free(c);
 }
@@ -501,6 +502,9 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     }
     parser_init(c);
     c->keepalive = 1;
+    if (ssl) /* the SNI table and certificates the handshake uses belong to
+                this generation: keep it while the connection lives */
+        c->tls_gen = pc_config_ref(w->cfg);
     pc_worker_conn_opened(w, c);
     pc_sock_setcb(c->sock, read_cb, write_cb, event_cb, c);
     pc_sock_set_read_hwm(c->sock, READ_HWM);

@@ -31,6 +31,8 @@ struct pc_conn {
     llhttp_t parser;
     pc_ip peer;
     int tls;
+    pc_config *tls_gen;        /* TLS: the generation whose contexts the
+                                  connection uses (one reference) */
 
     pc_req *req;               /* the request being read or answered */
     pc_scratch *scr;           /* head-phase buffers; NULL while idle */

@@ -154,7 +154,7 @@ void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
     pc_pool *p = uc->pool;
     p->nactive--;
     uc->owner = NULL;
-    if (p->nidle >= u->keepalive) {
+    if (p->nidle >= u->keepalive || p->retired) {
         upconn_free(uc);
         return;
     }
@@ -175,6 +175,43 @@ void pc_pool_close(pc_upconn *uc)
 {
     uc->pool->nactive--;
     upconn_free(uc);
+}
+
+static int in_config(const pc_config *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        for (size_t k = 0; k < cfg->upstreams[i].ntargets; k++)
+            if (strcmp(cfg->upstreams[i].targets[k].pool_key, key) == 0)
+                return 1;
+    return 0;
+}
+
+void pc_pools_prune(pc_pools *ps, const pc_config *cfg)
+{
+    for (int i = 0; i < NBUCKETS; i++) {
+        pc_pool **pp = &ps->buckets[i];
+        while (*pp) {
+            pc_pool *p = *pp;
+            if (in_config(cfg, p->key)) {
+                p->retired = 0; /* back in the configuration */
+                pp = &p->hnext;
+                continue;
+            }
+            while (p->idle) {
+                pc_upconn *uc = p->idle;
+                idle_unlink(uc);
+                upconn_free(uc);
+            }
+            if (p->nactive) { /* in-flight requests of older generations */
+                p->retired = 1;
+                pp = &p->hnext;
+                continue;
+            }
+            *pp = p->hnext;
+            free(p->key);
+            free(p);
+        }
+    }
 }
 
 static int is_ip_literal(const char *h)

@@ -36,6 +36,8 @@ struct pc_pool {
     char *key;                     /* pc_target.pool_key */
     pc_upconn *idle;
     unsigned nidle, nactive;
+    int retired;                   /* its target left the configuration:
+                                      connections close when released */
     struct pc_pool *hnext;
     struct pc_pools *set;
 };
