@@ -1,9 +1,11 @@
-# bench/lib.sh: helpers shared by run.sh, idle.sh and stream.sh (sourced,
+# bench/lib.sh: helpers shared by run.sh, profile.sh, idle.sh, stream.sh
 # shellcheck shell=bash
-# bash). It owns the scratch directory, the processes the benchmarks start,
-# and the generated configurations of the three servers, so that every
-# benchmark measures portcullis and nginx configured the same way. It must
-# never touch a process it did not start, nor listen outside 127.0.0.1.
+# and security.sh (sourced, bash). It owns the scratch directory, the
+# processes the benchmarks start, and the generated configurations of the
+# servers (origin nginx, portcullis, nginx proxy, HAProxy), so that every
+# benchmark measures the proxies configured the same way, and it reads
+# their CPU time from /proc (cpu_ticks). It must never touch a process it
+# did not start, nor listen outside 127.0.0.1.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -15,6 +17,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 PORTCULLIS=${PORTCULLIS:-$ROOT/build/portcullis}
 NGINX=${NGINX:-nginx}
+HAPROXY=${HAPROXY:-haproxy}
 START_TIMEOUT=${START_TIMEOUT:-5}
 
 BENCH_PIDS=""
@@ -50,7 +53,7 @@ need_portcullis() {
 snapshot_portcullis() {
     cp "$PORTCULLIS" "$TMP/portcullis.bin" || die "cannot copy $PORTCULLIS"
     # shellcheck disable=SC2034 # read by the scripts that source this file
-    PC_DESC="$("$TMP/portcullis.bin" --version 2>&1 | head -1), binary of $(
+    PC_DESC="$("$TMP/portcullis.bin" --version 2>&1 | sed -n 1p), binary of $(
         date -u -r "$PORTCULLIS" +%Y-%m-%dT%H:%MZ)"
     PORTCULLIS=$TMP/portcullis.bin
 }
@@ -268,12 +271,53 @@ EOF
     } >"$dir/nginx.conf"
 }
 
+# write_haproxy_conf DIR WORKERS PORT TLSPORT UPPORT: HAProxy as the same
+# keep-alive reverse proxy: WORKERS threads (nbthread) in one process,
+# idle server connections shared by all clients (http-reuse always), plain
+# and TLS frontends with the same certificate (HAProxy wants certificate and
+# key in one file), the same forwarding headers, no logging (no "log" line
+# anywhere) and the keep-alive timeouts the other two have.
+write_haproxy_conf() {
+    local dir=$1 workers=$2 port=$3 tport=$4 upport=$5
+    cat "$TMP/cert.pem" "$TMP/key.pem" >"$dir/haproxy.pem"
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $workers
+    pidfile $dir/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+
+frontend fe
+    bind 127.0.0.1:$port
+    bind 127.0.0.1:$tport ssl crt $dir/haproxy.pem
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http unless { ssl_fc }
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Request-Id %[uuid]
+    default_backend up
+
+backend up
+    server origin 127.0.0.1:$upport
+EOF
+}
+
 # write_portcullis_conf DIR WORKERS PORT TLSPORT ADMINPORT UPPORT [LIMITS
-# [UPEXTRA]]: the same proxy in portcullis terms; LIMITS is YAML lines for
-# limits:, UPEXTRA YAML lines added to the upstream.
+# [UPEXTRA [ACCESS [LEVEL]]]]: the same proxy in portcullis terms; LIMITS is
+# YAML lines for limits:, UPEXTRA YAML lines added to the upstream, ACCESS
+# the log.access value (default off: nginx and HAProxy log nothing either),
+# LEVEL the error-log level (default warn).
 write_portcullis_conf() {
     local dir=$1 workers=$2 port=$3 tport=$4 aport=$5 upport=$6
-    local limits=${7:-} upextra=${8:-}
+    local limits=${7:-} upextra=${8:-} access=${9:-off} level=${10:-warn}
     {
         cat <<EOF
 workers: $workers
@@ -285,8 +329,8 @@ listen:
 admin:
   listen: 127.0.0.1:$aport
 log:
-  access: "off"
-  level: warn
+  access: "$access"
+  level: $level
 upstreams:
   up:
     targets: [{url: "http://127.0.0.1:$upport"}]
@@ -321,6 +365,15 @@ start_portcullis() {
     start_bg "$dir/stderr.log" "$PORTCULLIS" -c "$dir/portcullis.yaml"
 }
 
+# start_haproxy NAME DIR: starts HAProxy in the foreground (-db: one
+# process, its threads; no master) on DIR/haproxy.cfg (PID in LAST_PID).
+start_haproxy() {
+    local name=$1 dir=$2
+    "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$dir/test.log" 2>&1 ||
+        die "$name: haproxy rejects its generated config: $(cat "$dir/test.log")"
+    start_bg "$dir/stderr.log" "$HAPROXY" -db -f "$dir/haproxy.cfg"
+}
+
 # raise_nofile N: lift the fd limit for this shell and its children.
 raise_nofile() {
     local want=$1
@@ -333,7 +386,7 @@ machine_info() {
     local cpu
     cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
     echo "$(nproc) cores ($cpu), Linux $(uname -r)," \
-        "$("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 |
+        "$("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | sed -n 1p |
             awk '{print $1, $2}')"
 }
 
@@ -355,4 +408,35 @@ alive_or_die() {
         tail -n 20 "$3" >&2 || true
         die "$1 (pid $2) died during the benchmark"
     fi
+}
+
+# forget_pid PID: after a successful wait on PID, drop it from the list the
+# EXIT trap stops (the number may be reused by someone else's process).
+forget_pid() {
+    BENCH_PIDS=$(echo " $BENCH_PIDS " | sed "s/ $1 / /; s/^ *//; s/ *$//")
+}
+
+# cpu_pids PID KIDS: PID, and with KIDS=1 its direct children too (nginx:
+# master and workers), one per line.
+cpu_pids() {
+    echo "$1"
+    [ "$2" = 1 ] && ps -o pid= --ppid "$1" | tr -d ' '
+    return 0
+}
+
+# cpu_ticks PIDS...: utime + stime (fields 14 and 15 of /proc/PID/stat: all
+# threads of the process) summed over PIDS, in clock ticks. Fails (status 1,
+# message on stderr) when a process is gone: the caller must die then.
+cpu_ticks() {
+    local p stat total=0 f
+    for p in "$@"; do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || {
+            echo "bench: error: cannot read /proc/$p/stat" >&2
+            return 1
+        }
+        # the command name (field 2) may hold spaces: split after its ')'
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
 }

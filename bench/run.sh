@@ -1,18 +1,49 @@
 #!/usr/bin/env bash
-# bench/run.sh: throughput and latency of portcullis against nginx as the
-# same keep-alive reverse proxy, and against the origin reached directly
-# (`make bench`). One nginx is the origin (1 worker, static files /small and
-# /16k); portcullis and a second nginx proxy to it with the same worker
-# count. wrk measures every target the same way, runs interleaved so that
-# drift on the shared machine hits all three alike; the table gives medians.
-# Everything listens on 127.0.0.1 and every process started is stopped on
-# exit. It must never measure a server that did not answer a check request.
+# bench/run.sh: throughput, latency and CPU cost per request of portcullis
+# against nginx and HAProxy as the same keep-alive reverse proxy, and
+# against the origin reached directly (`make bench`). One nginx is the
+# origin (1 worker, static files /small and /16k); portcullis and the peer
+# proxies forward to it with the same worker count. wrk measures every
+# target the same way, runs interleaved so that drift on the shared machine
+# hits all of them alike; the table gives medians. Everything listens on
+# 127.0.0.1 and every process started is stopped on exit. It must never
+# measure a server that did not answer a check request.
+#
+# Targets (TARGETS, a word list; default "direct portcullis nginx", plus
+# "haproxy" when haproxy is installed):
+#   direct                the origin itself (the ceiling)
+#   portcullis            build/portcullis (a private copy taken at start)
+#   nginx                 nginx proxy, worker_processes = workers
+#   haproxy               HAProxy, nbthread = workers, http-reuse always
+#   portcullis-log        portcullis with log.access to a file in the scratch
+#                         directory (the others log nothing)
+#   portcullis-reload     portcullis receiving SIGHUP every RELOAD_EVERY s
+#                         during each measured run; the reloads done are
+#                         counted from its stderr, wrk errors must be 0
+#   portcullis-nometrics  portcullis built with `make METRICS=0` (metrics
+#                         registry compiled out) from a copy of the working
+#                         tree; skipped with a note when the Makefile has no
+#                         METRICS variable
+# The variants are opt-in; the table shows each against plain portcullis.
+# For every target but direct, the CPU time of the proxy (utime + stime of
+# all its threads, nginx: master and workers) is read from /proc before and
+# after each run and divided by the requests wrk counted.
 #
 # Environment: D (wrk duration per run, default 10s), RUNS (default 3),
 # WARMUP (default 2s), WORKERS (default "1 2"), PATHS (default "/small /16k"),
-# MODES (default "plain tls"), TARGETS (default "direct portcullis nginx"),
-# THREADS (wrk threads, 2), CONNS (wrk connections, 64), RESULTS (output
-# file, default bench/results/latest.md), BENCH_KEEP=1 keeps the raw files.
+# MODES (default "plain tls"), TARGETS (see above), THREADS (wrk threads, 2),
+# CONNS (wrk connections, 64), RESULTS (output file, default
+# bench/results/latest.md), BENCH_KEEP=1 keeps the raw files, RELOAD_EVERY
+# (seconds between SIGHUPs, default 1), NOMETRICS_BASE (with
+# portcullis-nometrics: "build", the default, builds plain portcullis from
+# the same copy with METRICS=1 so that the pair differs by the flag only;
+# "binary" keeps build/portcullis as plain portcullis), MAKE_JOBS (default 2),
+# PORTCULLIS, NGINX, HAPROXY (binaries).
+#
+# Smoke test (seconds, not figures):
+#   RUNS=1 D=2s WARMUP=1s WORKERS=1 PATHS=/small MODES=plain \
+#   TARGETS="portcullis nginx haproxy portcullis-log portcullis-reload" \
+#   RESULTS=/tmp/bench-smoke.md ./bench/run.sh
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -23,22 +54,118 @@ WARMUP=${WARMUP:-2s}
 WORKERS=${WORKERS:-"1 2"}
 PATHS=${PATHS:-"/small /16k"}
 MODES=${MODES:-"plain tls"}
-TARGETS=${TARGETS:-"direct portcullis nginx"}
+if [ -z "${TARGETS:-}" ]; then
+    TARGETS="direct portcullis nginx"
+    if command -v "$HAPROXY" >/dev/null 2>&1; then
+        TARGETS="$TARGETS haproxy"
+    else
+        note "haproxy not installed: measuring without it (scripts/install-deps.sh installs it)"
+    fi
+fi
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 RESULTS=${RESULTS:-$BENCH_DIR/results/latest.md}
+RELOAD_EVERY=${RELOAD_EVERY:-1}
+NOMETRICS_BASE=${NOMETRICS_BASE:-build}
+MAKE_JOBS=${MAKE_JOBS:-2}
+CLK_TCK=$(getconf CLK_TCK)
+RELOAD_LINE='configuration reloaded (generation'
 
-need_tools "$NGINX" wrk openssl curl "$PYTHON"
-case " $TARGETS " in *" portcullis "*) need_portcullis ;; esac
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+for t in $TARGETS; do
+    case $t in
+    direct | portcullis | nginx | haproxy | portcullis-log | portcullis-reload | \
+        portcullis-nometrics) ;;
+    *) die "unknown target '$t' (direct portcullis nginx haproxy portcullis-log" \
+        "portcullis-reload portcullis-nometrics)" ;;
+    esac
+done
+case $NOMETRICS_BASE in build | binary) ;; *)
+    die "NOMETRICS_BASE must be 'build' or 'binary'" ;;
+esac
+need_tools "$NGINX" wrk openssl curl ps getconf "$PYTHON"
+has_target haproxy && need_tools "$HAPROXY"
 [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 
 bench_init
-case " $TARGETS " in *" portcullis "*) snapshot_portcullis ;; esac
 mkdir -p "$TMP/raw" "$TMP/origin"
 make_cert "$TMP"
 : >"$TMP/index.tsv"
+# Lines for the table's header: how each target was configured or skipped.
+HEADER_NOTES=()
 
-read -r UP UPT PX PXT PXA NX NXT <<<"$(free_ports 7)"
+# portcullis-nometrics: both binaries come from one copy of the working
+# tree (src/, include/, Makefile, VERSION), so that a rebuild by someone
+# else during the run changes neither. A Makefile without METRICS would
+# build the same binary twice: the target is skipped, loudly.
+PC_NOMETRICS=""
+PC_BUILT=0
+build_nometrics() {
+    local src=$TMP/src m
+    if ! grep -Eq '^[[:space:]]*METRICS[[:space:]]*[?:]?=' "$ROOT/Makefile"; then
+        note "skipping portcullis-nometrics: $ROOT/Makefile has no METRICS" \
+            "variable yet ('make METRICS=0' would not compile metrics out)"
+        HEADER_NOTES+=("portcullis-nometrics: **skipped**, the Makefile has no METRICS variable.")
+        TARGETS=$(echo " $TARGETS " | sed 's/ portcullis-nometrics / /; s/^ *//; s/ *$//')
+        return 0
+    fi
+    mkdir -p "$src"
+    cp -a "$ROOT/Makefile" "$ROOT/src" "$ROOT/include" "$src/" ||
+        die "cannot copy the sources to $src"
+    [ -f "$ROOT/VERSION" ] && cp "$ROOT/VERSION" "$src/"
+    local flavours=0
+    [ "$NOMETRICS_BASE" = build ] && flavours="1 0"
+    for m in $flavours; do
+        note "building portcullis with METRICS=$m in $src (make -j$MAKE_JOBS)"
+        if ! make -C "$src" -j"$MAKE_JOBS" METRICS="$m" build/portcullis \
+            >"$src/build-$m.log" 2>&1; then
+            tail -n 30 "$src/build-$m.log" >&2
+            die "make METRICS=$m build/portcullis failed in a copy of $ROOT" \
+                "(see above: the working tree may be mid-edit)"
+        fi
+        cp "$src/build/portcullis" "$TMP/portcullis-metrics$m.bin"
+    done
+    PC_NOMETRICS=$TMP/portcullis-metrics0.bin
+    local when
+    when=$(date -u +%Y-%m-%dT%H:%MZ)
+    if [ "$NOMETRICS_BASE" = build ]; then
+        PORTCULLIS=$TMP/portcullis-metrics1.bin
+        PC_BUILT=1
+        # shellcheck disable=SC2034 # read by the report header below
+        PC_DESC="$("$PORTCULLIS" --version 2>&1 | sed -n 1p), built at $when from a copy of the working tree with METRICS=1"
+        HEADER_NOTES+=("portcullis-nometrics: the same copy of the working tree built with \`make METRICS=0\`.")
+    else
+        HEADER_NOTES+=("portcullis-nometrics: built at $when with \`make METRICS=0\` from a copy of the working tree; plain portcullis is build/portcullis (not necessarily the same sources).")
+    fi
+}
+has_target portcullis-nometrics && build_nometrics
+if [[ " $TARGETS " =~ \ portcullis(-log|-reload)?\  ]] && [ "$PC_BUILT" = 0 ]; then
+    need_portcullis
+    snapshot_portcullis
+fi
+if [[ " $TARGETS " == *" portcullis-"* ]] && ! has_target portcullis; then
+    note "variants without plain portcullis in TARGETS: no variant ratios"
+fi
+
+# Ports: the origin's two, then plain, TLS and admin for each proxy.
+declare -A PORT TPORT APORT PID LOG KIDS DIR
+nproxies=0
+for t in $TARGETS; do [ "$t" = direct ] || nproxies=$((nproxies + 1)); done
+# shellcheck disable=SC2207 # a list of numbers
+ports=($(free_ports $((2 + 3 * nproxies))))
+UP=${ports[0]}
+UPT=${ports[1]}
+PORT[direct]=$UP
+TPORT[direct]=$UPT
+i=2
+for t in $TARGETS; do
+    [ "$t" = direct ] && continue
+    PORT[$t]=${ports[$i]}
+    TPORT[$t]=${ports[$((i + 1))]}
+    APORT[$t]=${ports[$((i + 2))]}
+    i=$((i + 3))
+done
 
 body_bytes() {
     case $1 in
@@ -56,68 +183,169 @@ wait_http "origin nginx" "$ORIGIN_PID" "http://127.0.0.1:$UP/small" 100 \
 wait_http "origin nginx (TLS)" "$ORIGIN_PID" "https://127.0.0.1:$UPT/small" \
     100 "$TMP/origin/error.log"
 
-PC_PID=""
-NX_PID=""
+# start_target TARGET WORKERS: a fresh proxy for the target, checked on
+# both listeners.
+start_target() {
+    local t=$1 w=$2 dir access=off level=warn bin=$PORTCULLIS
+    [ "$t" = direct ] && return 0
+    dir=$TMP/$t-w$w
+    mkdir -p "$dir"
+    DIR[$t]=$dir
+    case $t in
+    portcullis*)
+        [ "$t" = portcullis-log ] && access=$dir/access.log
+        # the reload line is logged at level info
+        [ "$t" = portcullis-reload ] && level=info
+        [ "$t" = portcullis-nometrics ] && bin=$PC_NOMETRICS
+        write_portcullis_conf "$dir" "$w" "${PORT[$t]}" "${TPORT[$t]}" \
+            "${APORT[$t]}" "$UP" "" "" "$access" "$level"
+        start_bg "$dir/stderr.log" "$bin" -c "$dir/portcullis.yaml"
+        LOG[$t]=$dir/stderr.log
+        KIDS[$t]=0
+        ;;
+    nginx)
+        write_nginx_proxy_conf "$dir" "$w" "${PORT[$t]}" "${TPORT[$t]}" "$UP"
+        start_nginx "nginx proxy" "$dir"
+        LOG[$t]=$dir/error.log
+        KIDS[$t]=1
+        ;;
+    haproxy)
+        write_haproxy_conf "$dir" "$w" "${PORT[$t]}" "${TPORT[$t]}" "$UP"
+        start_haproxy haproxy "$dir"
+        LOG[$t]=$dir/stderr.log
+        KIDS[$t]=0
+        ;;
+    esac
+    PID[$t]=$LAST_PID
+    wait_http "$t" "${PID[$t]}" "http://127.0.0.1:${PORT[$t]}/small" 100 \
+        "${LOG[$t]}"
+    wait_http "$t (TLS)" "${PID[$t]}" "https://127.0.0.1:${TPORT[$t]}/small" \
+        100 "${LOG[$t]}"
+}
 
 start_proxies() {
-    local w=$1
-    if [[ " $TARGETS " == *" portcullis "* ]]; then
-        mkdir -p "$TMP/pc$w"
-        write_portcullis_conf "$TMP/pc$w" "$w" "$PX" "$PXT" "$PXA" "$UP"
-        start_portcullis "$TMP/pc$w"
-        PC_PID=$LAST_PID
-        wait_http portcullis "$PC_PID" "http://127.0.0.1:$PX/small" 100 \
-            "$TMP/pc$w/stderr.log"
-        wait_http "portcullis (TLS)" "$PC_PID" \
-            "https://127.0.0.1:$PXT/small" 100 "$TMP/pc$w/stderr.log"
-    fi
-    if [[ " $TARGETS " == *" nginx "* ]]; then
-        mkdir -p "$TMP/nx$w"
-        write_nginx_proxy_conf "$TMP/nx$w" "$w" "$NX" "$NXT" "$UP"
-        start_nginx "nginx proxy" "$TMP/nx$w"
-        NX_PID=$LAST_PID
-        wait_http "nginx proxy" "$NX_PID" "http://127.0.0.1:$NX/small" 100 \
-            "$TMP/nx$w/error.log"
-        wait_http "nginx proxy (TLS)" "$NX_PID" \
-            "https://127.0.0.1:$NXT/small" 100 "$TMP/nx$w/error.log"
-    fi
+    local t
+    for t in $TARGETS; do
+        start_target "$t" "$1"
+    done
 }
 
 stop_proxies() {
-    [ -n "$PC_PID" ] && stop_pid "$PC_PID"
-    [ -n "$NX_PID" ] && stop_pid "$NX_PID"
-    PC_PID=""
-    NX_PID=""
+    local t
+    for t in $TARGETS; do
+        [ -n "${PID[$t]:-}" ] && stop_pid "${PID[$t]}"
+        PID[$t]=""
+    done
 }
 
 url_of() {
-    local target=$1 mode=$2 path=$3 port scheme=http
-    case $target:$mode in
-    direct:plain) port=$UP ;;
-    direct:tls) port=$UPT ;;
-    portcullis:plain) port=$PX ;;
-    portcullis:tls) port=$PXT ;;
-    nginx:plain) port=$NX ;;
-    nginx:tls) port=$NXT ;;
-    *) die "unknown target '$target' or mode '$mode'" ;;
-    esac
-    [ "$mode" = tls ] && scheme=https
-    echo "$scheme://127.0.0.1:$port$path"
+    local target=$1 mode=$2 path=$3
+    if [ "$mode" = tls ]; then
+        echo "https://127.0.0.1:${TPORT[$target]}$path"
+    else
+        echo "http://127.0.0.1:${PORT[$target]}$path"
+    fi
 }
 
 # A server that died under load would turn every later row into wrk
 # connection errors: stop at once and say which one.
 check_alive() {
-    local name pid log
-    for name in origin portcullis nginx; do
-        case $name in
-        origin) pid=$ORIGIN_PID log=$TMP/origin/error.log ;;
-        portcullis) pid=$PC_PID log=$TMP/pc$1/stderr.log ;;
-        nginx) pid=$NX_PID log=$TMP/nx$1/error.log ;;
-        esac
-        [ -z "$pid" ] && continue
-        alive_or_die "$name" "$pid" "$log"
+    local t
+    alive_or_die origin "$ORIGIN_PID" "$TMP/origin/error.log"
+    for t in $TARGETS; do
+        [ -z "${PID[$t]:-}" ] && continue
+        alive_or_die "$t" "${PID[$t]}" "${LOG[$t]}"
     done
+}
+
+# running PID: true while PID runs (a finished, not yet waited-for child is
+# a zombie, which kill -0 still finds).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
+reload_count() {
+    grep -c "$RELOAD_LINE" "$1" || true
+}
+
+# wrk_with_reloads URL RAW: wrk in the background while the foreground
+# sends SIGHUP to portcullis-reload every RELOAD_EVERY seconds; leaves
+# "reloads=DONE/SENT generation=N" in RUN_INFO. No reload at all: die.
+wrk_with_reloads() {
+    local url=$1 raw=$2 pid=${PID[portcullis-reload]} log=${LOG[portcullis-reload]}
+    local wpid before sent=0 done_=0 gen _
+    before=$(reload_count "$log")
+    wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url" >"$raw" 2>&1 &
+    wpid=$!
+    BENCH_PIDS="$wpid $BENCH_PIDS"
+    while running "$wpid"; do
+        sleep "$RELOAD_EVERY"
+        running "$wpid" || break
+        kill -HUP "$pid" 2>/dev/null ||
+            die "portcullis-reload (pid $pid) is gone: cannot send SIGHUP"
+        sent=$((sent + 1))
+    done
+    wait "$wpid" || note "wrk exited non-zero on $url (see the table notes)"
+    forget_pid "$wpid"
+    # the last reload runs on portcullis's main thread: give it 2 s
+    for _ in $(seq 20); do
+        done_=$(($(reload_count "$log") - before))
+        [ "$done_" -ge "$sent" ] && break
+        sleep 0.1
+    done
+    gen=$(grep -o "$RELOAD_LINE [0-9]*" "$log" | tail -n 1 | grep -o '[0-9]*$' || true)
+    if [ "$done_" -lt 1 ]; then
+        tail -n 20 "$log" >&2
+        die "portcullis-reload: $sent SIGHUP sent during the run, no" \
+            "'$RELOAD_LINE' line in $log (D=$D shorter than RELOAD_EVERY?)"
+    fi
+    RUN_INFO="reloads=$done_/$sent generation=${gen:-?}"
+}
+
+# run_one TARGET URL RAW: one measured wrk run; leaves the CPU seconds the
+# proxy used (or -) in RUN_CPU and extra facts in RUN_INFO.
+run_one() {
+    local t=$1 url=$2 raw=$3 pids=() after=() t0 t1 lines _
+    RUN_CPU=-
+    RUN_INFO=""
+    if [ "$t" != direct ]; then
+        # shellcheck disable=SC2207 # a list of numbers
+        pids=($(cpu_pids "${PID[$t]}" "${KIDS[$t]}"))
+        t0=$(cpu_ticks "${pids[@]}") ||
+            die "$t: cannot read its CPU time before the run"
+    fi
+    [ "$t" = portcullis-log ] && : >"${DIR[$t]}/access.log"
+    if [ "$t" = portcullis-reload ]; then
+        wrk_with_reloads "$url" "$raw"
+    else
+        wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url" >"$raw" 2>&1 ||
+            note "wrk exited non-zero on $url (see the table notes)"
+    fi
+    [ "$t" = direct ] && return 0
+    alive_or_die "$t" "${PID[$t]}" "${LOG[$t]}"
+    # shellcheck disable=SC2207
+    after=($(cpu_pids "${PID[$t]}" "${KIDS[$t]}"))
+    [ "${pids[*]}" = "${after[*]}" ] ||
+        die "$t: its processes changed during the run (${pids[*]} ->" \
+            "${after[*]}: a worker restarted?); its CPU time would be wrong"
+    t1=$(cpu_ticks "${pids[@]}") ||
+        die "$t: cannot read its CPU time after the run"
+    RUN_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" \
+        'BEGIN { printf "%.3f", (b - a) / hz }')
+    if [ "$t" = portcullis-log ]; then
+        # the log thread writes from a ring: let it drain
+        lines=0
+        for _ in $(seq 10); do
+            sleep 0.2
+            [ "$(wc -l <"${DIR[$t]}/access.log")" = "$lines" ] && break
+            lines=$(wc -l <"${DIR[$t]}/access.log")
+        done
+        RUN_INFO="access_log_lines=$lines"
+        : >"${DIR[$t]}/access.log"
+    fi
 }
 
 measure() {
@@ -141,11 +369,10 @@ measure() {
             url=$(url_of "$target" "$mode" "$path")
             raw="$TMP/raw/w$w-$mode-${path#/}-$target-$r.txt"
             note "$scenario $target run $r/$RUNS ($D)"
-            wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url" >"$raw" 2>&1 ||
-                note "wrk exited non-zero on $url (see the table notes)"
-            printf '%s\t%s\t%s\t%s\n' "$scenario" "$target" "$r" "$raw" \
-                >>"$TMP/index.tsv"
-            check_alive "$w"
+            run_one "$target" "$url" "$raw"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$target" "$r" \
+                "$raw" "$RUN_CPU" "$RUN_INFO" >>"$TMP/index.tsv"
+            check_alive
         done
     done
 }
@@ -162,9 +389,21 @@ sorted_index() {
     done >"$TMP/index.sorted.tsv"
 }
 
+# metrics_series TARGET: number of portcullis_* samples on its /metrics,
+# which shows that METRICS=0 took effect.
+metrics_series() {
+    curl -s --max-time 5 "http://127.0.0.1:${APORT[$1]}/metrics" |
+        grep -c '^portcullis_' || true
+}
+
 started=$(date -u +%Y-%m-%dT%H:%MZ)
+first=1
 for w in $WORKERS; do
     start_proxies "$w"
+    if [ "$first" = 1 ] && has_target portcullis-nometrics && has_target portcullis; then
+        HEADER_NOTES+=("/metrics samples: portcullis $(metrics_series portcullis), portcullis-nometrics $(metrics_series portcullis-nometrics).")
+    fi
+    first=0
     for mode in $MODES; do
         for path in $PATHS; do
             measure "$w" "$mode" "$path"
@@ -173,14 +412,22 @@ for w in $WORKERS; do
     stop_proxies
 done
 
+has_target haproxy && HEADER_NOTES+=("haproxy: $("$HAPROXY" -v 2>&1 | awk 'NR == 1 {print $3}'), nbthread = workers, http-reuse always, no log.")
+has_target portcullis-log && HEADER_NOTES+=("portcullis-log: log.access to a file in the scratch directory ($(df -P "$TMP" | awk 'NR == 2 {print $1}')), truncated before each run.")
+has_target portcullis-reload && HEADER_NOTES+=("portcullis-reload: SIGHUP every ${RELOAD_EVERY} s during each measured run (same file reloaded), log.level info.")
+
 sorted_index
 mkdir -p "$(dirname "$RESULTS")"
 status=0
-"$PYTHON" "$BENCH_DIR/report.py" "$TMP/index.sorted.tsv" \
-    "# bench/run.sh results, $started" "" \
-    "Machine: $(machine_info); portcullis: $PC_DESC." \
-    "wrk -t$THREADS -c$CONNS -d$D --latency, warm-up $WARMUP, median of $RUNS runs;" \
-    "origin: nginx, 1 worker; wN = N workers for portcullis and the nginx proxy." \
+header=("# bench/run.sh results, $started" ""
+    "Machine: $(machine_info); portcullis: $PC_DESC."
+    "wrk -t$THREADS -c$CONNS -d$D --latency, warm-up $WARMUP, median of $RUNS runs;"
+    "origin: nginx, 1 worker; wN = N workers for portcullis and the proxies.")
+if [ "${#HEADER_NOTES[@]}" -gt 0 ]; then
+    header+=("")
+    for n in "${HEADER_NOTES[@]}"; do header+=("- $n"); done
+fi
+"$PYTHON" "$BENCH_DIR/report.py" "$TMP/index.sorted.tsv" "${header[@]}" \
     >"$TMP/table.md" || status=$?
 cp "$TMP/table.md" "$RESULTS"
 cat "$TMP/table.md"
