@@ -17,6 +17,14 @@ CSTD     := -std=c11 -D_GNU_SOURCE
 INCS     := -Iinclude -I$(LLHTTP_INC) $(PKG_CFLAGS)
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 DEFS     := -DPC_VERSION=\"$(VERSION)\"
+# METRICS=0 compiles the metrics registry out (benchmarking its cost):
+# every recording call is empty and /metrics shows only the gauges that need
+# no registry. Switching it rebuilds every object (the stamp below).
+METRICS  ?= 1
+ifeq ($(METRICS),0)
+DEFS     += -DPC_NO_METRICS
+endif
+METRICS_STAMP := build/.metrics-$(METRICS)
 
 REL_FLAGS  := -O2 -g -fno-plt
 SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -55,17 +63,22 @@ build/san/libportcullis.a: $(SAN_LIB_OBJS) $(SAN_LLHTTP)
 build/san/unit_tests: $(UNIT_OBJS) build/san/libportcullis.a
 	$(CC) $(SAN_FLAGS) -o $@ $(UNIT_OBJS) build/san/libportcullis.a $(PKG_LIBS) -lcriterion -lpthread -lm
 
-build/obj/%.o: src/%.c
+build/obj/%.o: src/%.c $(METRICS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(REL_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
 
-build/san/obj/%.o: src/%.c
+build/san/obj/%.o: src/%.c $(METRICS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(SAN_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
 
-build/san/unit/%.o: tests/unit/%.c
+build/san/unit/%.o: tests/unit/%.c $(METRICS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(SAN_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
+
+$(METRICS_STAMP):
+	@mkdir -p build
+	@rm -f build/.metrics-*
+	@touch $@
 
 # llhttp is third-party generated code from Debian's node-llhttp: compiled
 # from its installed sources, never copied, and not held to our warnings.
@@ -106,7 +119,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS  := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRCS))
 FUZZ_LLHTTP := $(patsubst $(LLHTTP_DIR)/%.c,build/fuzz/obj/llhttp/%.o,$(LLHTTP_SRCS))
 
-build/fuzz/obj/%.o: src/%.c
+build/fuzz/obj/%.o: src/%.c $(METRICS_STAMP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(INCS) $(DEFS) -MMD -MP -c -o $@ $<
 

@@ -8,12 +8,14 @@
 #   tests: libcriterion-dev (unit-test runner), python3 + python3-pytest
 #     (end-to-end tests), openssl (test certificates and keys), procps
 #   fuzz: clang (libFuzzer with ASan/UBSan)
-#   bench: nginx-light (origin and the proxy we compare with), wrk, curl
+#   bench: nginx-light (origin and the proxy we compare with), wrk, curl,
+#     haproxy (second peer proxy), linux-perf (bench/profile.sh)
+#   e2e: prometheus (only its promtool, which checks /metrics output)
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
-nginx-light wrk clang curl procps"
+nginx-light wrk haproxy linux-perf clang curl procps prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -16,6 +16,7 @@
 #include "portcullis/admin.h"
 #include "portcullis/config.h"
 #include "portcullis/log.h"
+#include "portcullis/metrics.h"
 #include "portcullis/tls.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
@@ -236,6 +237,7 @@ static void reload_apply(app *a)
                err.n, err.n == 1 ? "" : "s", (unsigned long long)old->generation);
         pc_errors_free(&err);
         pc_config_unref(nc);
+        pc_metrics_count_reload(0);
         return;
     }
     pc_errors_free(&err);
@@ -245,6 +247,7 @@ static void reload_apply(app *a)
                              "(generation %llu)",
                (unsigned long long)old->generation);
         pc_config_unref(nc);
+        pc_metrics_count_reload(0);
         return;
     }
     nc->generation = old->generation + 1;
@@ -271,6 +274,7 @@ static void reload_apply(app *a)
     }
     free(fds);
     pc_config_unref(old);
+    pc_metrics_count_reload(1);
     pc_log(PC_LOG_INFO, "configuration reloaded (generation %llu)",
            (unsigned long long)nc->generation);
 }

@@ -103,6 +103,7 @@ typedef struct pc_upstream {
     char *ca_file;            /* NULL = system default store */
     SSL_CTX *ssl_ctx;         /* client context, NULL when no https target */
     size_t index;             /* position in pc_config.upstreams */
+    uint32_t metrics_id;      /* stable label id (core/metrics.c) */
 } pc_upstream;
 
 typedef struct pc_kv {
@@ -128,6 +129,7 @@ typedef struct pc_route {
     pc_header_rules req_headers, resp_headers;
     void *stage_policy[PC_STAGE_MAX]; /* per stage: its route block, owned */
     size_t index;         /* file order */
+    uint32_t metrics_id;  /* stable label id (core/metrics.c) */
 } pc_route;
 
 typedef struct pc_config {

@@ -13,13 +13,35 @@
  *      conn ◄──sink─── stage / proxy        (response head, body, end)
  *      conn ──handler► proxy                (request body, resume, cancel)
  *
+ * Response side (the stage interface of chain.h, nginx header/body
+ * filters, HAProxy filters): every response head, proxied (sink->head) or
+ * made by the gateway (sink->error, errors.c's pc_err_response), goes
+ * through ONE place before it is serialised: the sink calls
+ * pc_chain_response_head(req, resp), which appends req->resp_extra, runs
+ * the stages' on_response hooks in reverse order and fixes the framing for
+ * body filters. Body bytes go through the stages' body filters when any
+ * is installed (req->ext != NULL): the sink hands them to pc_chain_body,
+ * and what comes out of the last filter returns through sink->filtered.
+ * Without filters the sink writes the bytes itself (one NULL check).
+ *
+ *      producer ─sink->head──► pc_chain_response_head ─► serialise
+ *      producer ─sink->body──► [pc_chain_body ─► filters ─► sink->filtered]
+ *                                                  ─► frame, queue
+ *
  * Rules that keep this free of use-after-free:
  *  - sink->end / sink->error / sink->abort are the handler's LAST action on
  *    the request: it must have freed or detached its own state before, and
  *    must not touch the request after (conn may free it inside the call);
  *  - handler->cancel means the request is being freed: the handler frees
  *    its state and never calls the sink again;
- *  - sink->start_body never calls back into the handler synchronously.
+ *  - sink->start_body never calls back into the handler synchronously;
+ *  - an asynchronous stage never keeps a bare pc_req pointer across event
+ *    loop turns: it keeps a pc_wait token (chain.h) and gets the request
+ *    back only through pc_wait_take / pc_wait_resume, which return
+ *    nothing once the request was freed or its memory reused;
+ *  - the request's own release (pc_chain_req_free, called by whoever owns
+ *    the request, right before its arena is freed) cancels a pending wait
+ *    and releases body filters; nothing in req->ext outlives it.
  */
 #ifndef PORTCULLIS_HTTP_H
 #define PORTCULLIS_HTTP_H
@@ -91,6 +113,10 @@ typedef struct pc_sink_ops {
     /* The handler's request-body backlog drained below its low watermark:
      * conn reads the client again if it had paused. */
     void (*resume_body)(pc_req *req);
+    /* The end of the body-filter pipeline: bytes that went through every
+     * body filter of the request (chain.c calls it, only when the request
+     * has filters); framed and queued like body(). */
+    void (*filtered)(pc_req *req, const char *data, size_t len);
 } pc_sink_ops;
 
 /* Backpressure marks shared by conn and handlers (bytes). */
@@ -148,13 +174,23 @@ struct pc_req {
     pc_trie_match match;
     int match_status;      /* pc_trie_status of the lookup */
 
-    /* set by a stage before sink->error: one extra response header
-     * (WWW-Authenticate, Retry-After) */
-    const char *err_hdr_name, *err_hdr_value;
+    /* Extra response headers a stage adds (pc_req_add_resp_header):
+     * WWW-Authenticate, Retry-After, RateLimit-*. Emitted on whatever
+     * response the request gets, gateway-made or proxied (appended after
+     * the route's headers.response rules, before on_response hooks). */
+    pc_headers resp_extra;
     const char *user;      /* JWT "sub", for the access log */
 
-    /* chain */
+    /* chain (owned by chain.c) */
     unsigned stage;        /* cursor: index of the running stage */
+    uint64_t stage_ns;     /* when the running stage started (metrics) */
+    unsigned nran;         /* stages entered so far (0..nran-1): the ones
+                              whose on_response hooks run */
+    const struct pc_stage_ops *const *stages; /* table run (NULL: the
+                              default one; tests give their own) */
+    unsigned nstages;
+    struct pc_chain_ext *ext; /* slots, body filters, pending wait: NULL
+                              until a stage uses one (request arena) */
 
     /* response side */
     const pc_sink_ops *sink;
@@ -170,5 +206,20 @@ struct pc_req {
 
 /* Finds the request's header value, NULL when absent. */
 const char *pc_req_header(const pc_req *req, const char *name);
+
+/* Adds a header to every response the request gets (req->resp_extra);
+ * name and value are copied into the request arena. Several may be added,
+ * by any stage; a name is not replaced (the caller removes first with
+ * pc_headers_remove(&req->resp_extra, name) when it must be unique). */
+void pc_req_add_resp_header(pc_req *req, const char *name, const char *value);
+
+/* The head and JSON body of a gateway error (CONTRACT §4, errors.c):
+ * status and reason from the table, Content-Type, Allow for 405, framing
+ * with the body's length (none sent for HEAD). resp's headers live in the
+ * request arena; the body goes to buf (cap bytes). Returns the body's
+ * length. The sink then treats resp like a proxied head (on_response
+ * hooks, extra headers, body filters). */
+size_t pc_err_response(pc_req *req, pc_errcode e, const char *msg,
+                       pc_resp *resp, char *buf, size_t cap);
 
 #endif

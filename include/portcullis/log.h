@@ -1,6 +1,17 @@
-/* log.h: the error log (stderr, by level) and the access log (CONTRACT §7):
- * one single-producer ring per worker drained by a writer thread, so that
- * event loops never wait on a disk; a full ring drops and counts. */
+/* log.h: the error log (stderr, by level) and the access log (CONTRACT §7).
+ *
+ * One writer thread (named "pc-log") owns all slow output. Each worker has
+ * two single-producer rings drained by it: its access-log lines and, once
+ * the worker thread called pc_log_attach_thread, its error-log lines. A
+ * worker never takes a lock and never makes a syscall per line in the
+ * common case (it writes the writer's eventfd only when the writer sleeps),
+ * so it never waits on the disk or on stderr. A full ring drops the line
+ * and counts it: access lines in pc_logger_dropped, error lines in
+ * pc_logger_errors_dropped. Every other thread (main: start-up, -t,
+ * signals, stop) and any thread before the logger starts or after it
+ * stops writes its error lines to stderr itself, synchronously; every
+ * write is whole lines, never interleaved. pc_logger_stop writes out
+ * everything queued before it returns. */
 #ifndef PORTCULLIS_LOG_H
 #define PORTCULLIS_LOG_H
 
@@ -16,15 +27,31 @@ void pc_log_set_level(pc_log_level l);
 void pc_log(pc_log_level l, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Starts the writer thread for nworkers rings of `entries` slots each,
- * writing to conf->access ("stdout", "off", or a file path opened in append
- * mode). Returns NULL and logs on failure (cannot open the file). */
+/* Starts the writer thread with, for each of nworkers workers, an error
+ * ring (1024 lines) and, unless conf->access is "off" (or NULL), an access
+ * ring of conf->ring_entries lines (rounded up to a power of two) written
+ * to conf->access ("stdout" or a file path opened in append mode). The
+ * logger runs even when the access log is off: it carries the workers'
+ * error lines. Returns NULL and logs on failure (cannot open the file,
+ * create the eventfd or start the thread). */
 pc_logger *pc_logger_start(const pc_log_conf *conf, unsigned nworkers);
-/* Flushes what is queued, stops the thread, closes the file. */
+/* Writes out everything queued, stops the thread, closes the file and
+ * frees l (NULL is a no-op). Every thread attached to l must have ended
+ * (or stopped logging) before. */
 void pc_logger_stop(pc_logger *l);
-/* Reopens the file (SIGUSR1); thread-safe. */
+/* Reopens the file (SIGUSR1); thread-safe, returns at once (the writer
+ * thread reopens; on failure it logs and keeps the old file). */
 void pc_logger_reopen(pc_logger *l);
+/* Access-log lines dropped because a ring was full (0 for NULL). */
 uint64_t pc_logger_dropped(const pc_logger *l);
+/* Error-log lines of workers dropped because their ring was full. */
+uint64_t pc_logger_errors_dropped(const pc_logger *l);
+
+/* Called once by a worker thread before it logs (worker.c thread_main):
+ * from then on, pc_log on this thread queues its lines on worker_id's error
+ * ring of l instead of writing stderr. l NULL (no logger) or worker_id out
+ * of range: this thread keeps writing stderr directly. */
+void pc_log_attach_thread(pc_logger *l, unsigned worker_id);
 
 /* The process's logger (set once by main before workers start). */
 extern pc_logger *pc_access_logger;
@@ -66,5 +93,17 @@ size_t pc_log_format_access(char *buf, const pc_access_fields *f);
  * last whole character (never inside an escape or a UTF-8 sequence) that
  * fits, and *cut is set to 1 (left alone otherwise). Pure. */
 size_t pc_log_jstr(char *out, size_t max, const char *s, int *cut);
+
+/* For tests and tools. pc_log_set_error_fd: where error lines go (default
+ * 2, stderr); set it before anything logs. pc_logger_push: queues a line
+ * of len bytes (copied; it should end with '\n') on worker_id's access ring,
+ * the caller being that ring's only producer; returns 0, or -1 when it is
+ * dropped (full ring: counted) or there is no such ring (access off).
+ * pc_logger_wakeups: how many times the writer thread has woken (idle, it
+ * must not grow). */
+void pc_log_set_error_fd(int fd);
+int pc_logger_push(pc_logger *l, unsigned worker_id, const char *line,
+                   size_t len);
+uint64_t pc_logger_wakeups(const pc_logger *l);
 
 #endif

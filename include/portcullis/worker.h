@@ -64,6 +64,7 @@ typedef struct pc_worker {
     long nconns;
     uint64_t rng[2];            /* xorshift128+ state for request ids */
     void *stage_state[PC_STAGE_MAX]; /* per chain stage (caches) */
+    struct pc_metrics_shard *metrics; /* this worker's counters (core/metrics.c) */
     struct pc_wait_table *waits; /* pc_wait cells of this worker's waiting
                                     requests (chain.c; created on first use) */
 } pc_worker;

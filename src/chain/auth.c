@@ -296,14 +296,6 @@ static void auth_free(void *p)
     free(a);
 }
 
-static unsigned stage_index(void)
-{
-    for (unsigned i = 0; i < pc_chain_nstages(); i++)
-        if (pc_chain_stage(i) == &pc_stage_auth)
-            return i;
-    return 0;
-}
-
 static void *auth_configure(const pc_node *n, pc_config *c, pc_route *r,
                             pc_errors *err)
 {
@@ -319,7 +311,7 @@ static void *auth_configure(const pc_node *n, pc_config *c, pc_route *r,
     if (!v) {
         pc_errors_add(err, n, "auth needs 'jwt' (a provider name)");
     } else if (pc_node_str(v, "jwt", &name, err) == 0) {
-        const providers *ps = c->stage_global[stage_index()];
+        const providers *ps = c->stage_global[pc_chain_index(&pc_stage_auth)];
         for (size_t i = 0; ps && i < ps->n; i++)
             if (ps->v[i].name && !strcmp(ps->v[i].name, name))
                 a->p = &ps->v[i];
@@ -414,10 +406,8 @@ static const char *claim_text(pc_req *req, const json_t *c)
 static pc_verdict deny(pc_req *req, pc_errcode e, const char *challenge,
                        const char *msg)
 {
-    if (challenge) {
-        req->err_hdr_name = "WWW-Authenticate";
-        req->err_hdr_value = challenge;
-    }
+    if (challenge)
+        pc_req_add_resp_header(req, "WWW-Authenticate", challenge);
     req->sink->error(req, e, msg);
     return PC_DONE;
 }

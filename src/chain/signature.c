@@ -320,8 +320,11 @@ static int verified(pc_req *req, const sig_policy *s)
     return 0;
 }
 
-static void sig_body_done(pc_req *req)
+static void sig_body_done(pc_wait w)
 {
+    pc_req *req = pc_wait_take(w);
+    if (!req)
+        return;
     if (verified(req, pc_chain_route_policy(req, req->stage)))
         pc_chain_resume(req, PC_NEXT);
 }

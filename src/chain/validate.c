@@ -195,8 +195,11 @@ static int body_valid(pc_req *req, const validate_policy *v)
     return -1;
 }
 
-static void validate_body_done(pc_req *req)
+static void validate_body_done(pc_wait w)
 {
+    pc_req *req = pc_wait_take(w);
+    if (!req)
+        return;
     const validate_policy *v = pc_chain_policy(req, req->stage);
     if (body_valid(req, v) == 0)
         pc_chain_resume(req, PC_NEXT);

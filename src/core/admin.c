@@ -1,8 +1,10 @@
 /* admin.c: the admin listener (CONTRACT §5): /healthz, /readyz,
- * /admin/routes, /admin/config, with admin.token checked in constant time.
+ * /metrics, /admin/routes, /admin/config, with admin.token checked in
+ * constant time.
  * Runs on the main thread's event loop (admin traffic is small and never
  * on the proxy's hot path); reads the current generation under the
- * runtime's lock. Never touches a worker's state.
+ * runtime's lock. Never touches a worker's state (/metrics reads the
+ * workers' counters only through the metrics registry's scrape side).
  *
  * DESIGN: a small HTTP/1.1 server of its own rather than evhttp. The
  * installed libevent's evhttp (2.1) answers a malformed or oversized
@@ -42,6 +44,7 @@
 #include "portcullis/errors.h"
 #include "portcullis/headscan.h"
 #include "portcullis/log.h"
+#include "portcullis/metrics.h"
 #include "portcullis/util.h"
 
 /* A growing byte string, bounded by the head size of the request. */
@@ -271,6 +274,21 @@ static void add_route(void *data, void *ctx)
     json_array_append_new(arr, o);
 }
 
+/* GET /metrics: open even when admin.token is set (CONTRACT §5). */
+static void reply_metrics(aconn *c)
+{
+    long conns = atomic_load(&c->a->rt->connections);
+    pc_metrics_gauges g = {
+        .connections_active = conns > 0 ? conns : 0,
+        .log_dropped = pc_access_logger ? pc_logger_dropped(pc_access_logger)
+                                        : 0,
+    };
+    size_t n;
+    char *text = pc_metrics_render(&g, &n);
+    respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, n);
+    free(text);
+}
+
 /* The GET (and HEAD) endpoints; 0 when path is none of them. */
 static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
 {
@@ -287,6 +305,8 @@ static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
         reply_json(c, 200, json_pack("{s:o}", "routes", arr));
     } else if (strcmp(path, "/admin/config") == 0) {
         reply_json(c, 200, pc_config_to_json(cfg));
+    } else if (strcmp(path, "/metrics") == 0) {
+        reply_metrics(c);
     } else {
         return 0;
     }
@@ -296,6 +316,7 @@ static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
 static int known_path(const char *path)
 {
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+           strcmp(path, "/metrics") == 0 ||
            strcmp(path, "/admin/routes") == 0 ||
            strcmp(path, "/admin/config") == 0;
 }

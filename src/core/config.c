@@ -19,6 +19,7 @@
 
 #include "config_int.h"
 #include "portcullis/chain.h"
+#include "portcullis/metrics.h"
 #include "portcullis/tls.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
@@ -669,6 +670,7 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
     if (!c->trie) /* no routes: every request gets 404, from an empty trie */
         c->trie = pc_trie_new();
     c->env_mask = pc_config_env_mask(root);
+    pc_metrics_intern_config(c);
     return c;
 }
 

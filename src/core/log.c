@@ -1,25 +1,52 @@
-/* log.c: the error log (stderr) and the access log (CONTRACT §7).
+/* log.c: the error log (stderr) and the access log (CONTRACT §7). Owns the
+ * writer thread and its rings; must never make a worker wait: no lock, no
+ * syscall per line on the worker side in the common case.
  *
- * DESIGN: each worker owns one single-producer/single-consumer ring of
- * line pointers. The worker formats its JSON line, then publishes it with
+ * DESIGN: each worker owns two single-producer/single-consumer rings of
+ * line pointers: one for its access-log lines, one for its error-log lines
+ * (pc_log on a thread attached with pc_log_attach_thread). The worker
+ * formats a line, stores its pointer in the next slot and publishes it with
  * a release store of `head`; the writer thread takes lines with an acquire
- * load, writes them in batches with writev, and frees them. A full ring
- * drops the line and counts it: a worker never blocks on the disk.
+ * load of `head`, hands the slots back at once (release store of `tail`),
+ * writes the lines in batches (one writev for up to BATCH lines, across
+ * rings), then hands the buffers of short lines back to their worker
+ * through the ring's `spares` (the other way round), so that a steady
+ * worker neither mallocs per line nor has its buffers freed by another
+ * thread. A full ring drops the line and counts it.
  *
- *   worker 0 ─► [ring 0] ─┐
- *   worker 1 ─► [ring 1] ─┼─► writer thread ─► writev(file)
- *                         ┘
+ *   worker 0 ─► [access 0] [error 0] ─┐            ┌─► writev(access fd)
+ *   worker 1 ─► [access 1] [error 1] ─┼─► writer ──┤
+ *   main, others ─► write(stderr), under err_lock  └─► writev(stderr), under
+ *                                                       err_lock
+ *
+ * Waking the writer: it blocks in poll() on an eventfd. Before blocking it
+ * sets `sleeping`, then (after a seq_cst fence) looks at every ring once
+ * more; a producer, after publishing (and a seq_cst fence), reads
+ * `sleeping` and only when it is set does it clear it and write the
+ * eventfd. The two fences make it impossible for both to miss the other's
+ * store, so no line is left waiting while the writer sleeps, and a worker
+ * makes a syscall only for the first line after an idle spell. Once awake
+ * the writer lingers LINGER_MS (not sleeping: producers stay silent) and
+ * drains again, so under load lines go out in large batches, ~500 wake-ups
+ * a second at most; an idle writer sleeps until a line, reopen or stop.
+ * Reopen and stop write the eventfd themselves.
+ *
+ * Error lines: stderr is written by the writer (worker lines) and directly
+ * by every other thread (main: start-up, -t, signals, stop). err_lock keeps
+ * each write whole; no worker ever takes it.
  */
 #include "portcullis/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,31 +55,180 @@
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
 
+enum {
+    BATCH = 256,             /* lines per writev (IOV_MAX is 1024) */
+    ERR_RING_ENTRIES = 1024, /* per worker: error lines are rare */
+    LINGER_MS = 2,           /* awake writer: time between drains */
+    ERR_LINE_MAX = 1024,     /* an error-log line, newline included */
+    SMALL = 1024,            /* line buffer size the writer hands back */
+    SPARES = 512,            /* buffers an access ring can hand back */
+};
+
+/* A ring, and beside it the way back for line buffers: the writer hands
+ * the buffers of short lines (SMALL bytes each) back through `spares`, a
+ * second SPSC ring in the other direction, so that a busy worker reuses
+ * them instead of a malloc per line and a free on another thread (which
+ * would contend for the worker's malloc arena). */
 typedef struct ring {
-    _Alignas(64) atomic_size_t head; /* written by the worker */
-    _Alignas(64) atomic_size_t tail; /* written by the writer */
+    _Alignas(64) atomic_size_t head;    /* written by the producer */
+    atomic_size_t spare_tail;           /* written by the producer */
+    size_t tail_seen;                   /* the producer's last view of tail */
+    int kicked;                         /* producer: woke the writer when full */
+    _Alignas(64) atomic_size_t tail;    /* written by the writer */
+    atomic_size_t spare_head;           /* written by the writer */
     _Alignas(64) atomic_uint_fast64_t dropped;
-    char **slots;
+    char **slots;  /* NUL-terminated lines, owned by the ring while queued */
     size_t mask;
+    char **spares; /* SPARES slots; NULL: no way back (error rings) */
 } ring;
 
 struct pc_logger {
-    ring *rings;
+    ring *access; /* n rings; NULL when the access log is off */
+    ring *errors; /* n rings */
     unsigned n;
-    int fd;
+    int fd;       /* access log; -1 when off */
     int own_fd;
     char *path;
+    int efd;      /* eventfd that wakes the writer */
+    int started;
     pthread_t thread;
-    atomic_int stop;
+    struct batch *batch; /* the writer's (16 KiB: off its stack) */
+    _Alignas(64) atomic_int sleeping; /* the writer is (about to be) blocked */
+    _Alignas(64) atomic_int stop;
     atomic_int reopen;
+    atomic_uint_fast64_t wakeups;
 };
 
 pc_logger *pc_access_logger;
 static atomic_int log_level = PC_LOG_INFO;
+static atomic_int err_fd = 2;
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set on a worker thread by pc_log_attach_thread: where its pc_log goes. */
+static _Thread_local pc_logger *tl_logger;
+static _Thread_local ring *tl_errors;
 
 void pc_log_set_level(pc_log_level l)
 {
     atomic_store(&log_level, (int)l);
+}
+
+void pc_log_set_error_fd(int fd)
+{
+    atomic_store(&err_fd, fd);
+}
+
+/* Writes every byte of iov[0..k) to fd (the entries are consumed), retrying
+ * short writes and EINTR, waiting up to a second for a non-blocking fd.
+ * Any other error loses the rest: a failing disk must not stop the log. */
+static void write_all(int fd, struct iovec *iov, int k)
+{
+    while (k > 0) {
+        ssize_t w = writev(fd, iov, k);
+        if (w < 0) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            if (errno == EINTR ||
+                (errno == EAGAIN && poll(&p, 1, 1000) > 0))
+                continue;
+            return;
+        }
+        size_t done = (size_t)w;
+        while (k > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            k--;
+        }
+        if (k > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+}
+
+static void err_write(struct iovec *iov, int k)
+{
+    pthread_mutex_lock(&err_lock);
+    write_all(atomic_load(&err_fd), iov, k);
+    pthread_mutex_unlock(&err_lock);
+}
+
+static void wake(pc_logger *lg)
+{
+    uint64_t one = 1;
+    ssize_t w = write(lg->efd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already non-zero */
+}
+
+/* Producer side of a ring. ring_room says whether the next slot is free
+ * (counting a drop when not) and gives its index; ring_publish fills it
+ * and wakes the writer when it sleeps. A ring found full also wakes the
+ * writer, once per full spell, in case it is lingering: that costs a
+ * syscall only when lines are being dropped anyway. */
+static int ring_room(pc_logger *lg, ring *rg, size_t *head)
+{
+    size_t h = atomic_load_explicit(&rg->head, memory_order_relaxed);
+    if (h - rg->tail_seen > rg->mask) {
+        rg->tail_seen = atomic_load_explicit(&rg->tail, memory_order_acquire);
+        if (h - rg->tail_seen > rg->mask) {
+            atomic_fetch_add_explicit(&rg->dropped, 1, memory_order_relaxed);
+            if (!rg->kicked) {
+                rg->kicked = 1;
+                wake(lg);
+            }
+            return 0;
+        }
+        rg->kicked = 0;
+    }
+    *head = h;
+    return 1;
+}
+
+/* A NUL-terminated copy of s[0..n) for rg: a spare buffer when n is
+ * short and one is free, else a new one. */
+static char *line_copy(ring *rg, const char *s, size_t n)
+{
+    if (n >= SMALL)
+        return pc_xstrndup(s, n);
+    char *b = NULL;
+    if (rg->spares) {
+        size_t t = atomic_load_explicit(&rg->spare_tail, memory_order_relaxed);
+        if (t != atomic_load_explicit(&rg->spare_head, memory_order_acquire)) {
+            b = rg->spares[t & (SPARES - 1)];
+            atomic_store_explicit(&rg->spare_tail, t + 1,
+                                  memory_order_release);
+        }
+    }
+    if (!b)
+        b = pc_xmalloc(SMALL);
+    memcpy(b, s, n);
+    b[n] = '\0';
+    return b;
+}
+
+/* Writer side: gives a written line's buffer back to rg, or frees it. */
+static void line_done(ring *rg, char *line, size_t len)
+{
+    if (rg->spares && len < SMALL) {
+        size_t h = atomic_load_explicit(&rg->spare_head, memory_order_relaxed);
+        if (h - atomic_load_explicit(&rg->spare_tail, memory_order_acquire) <
+            SPARES) {
+            rg->spares[h & (SPARES - 1)] = line;
+            atomic_store_explicit(&rg->spare_head, h + 1,
+                                  memory_order_release);
+            return;
+        }
+    }
+    free(line);
+}
+
+static void ring_publish(pc_logger *lg, ring *rg, size_t head, char *line)
+{
+    rg->slots[head & rg->mask] = line;
+    atomic_store_explicit(&rg->head, head + 1, memory_order_release);
+    /* pairs with the fence in writer_sleep (see DESIGN) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&lg->sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&lg->sleeping, 0, memory_order_relaxed))
+        wake(lg);
 }
 
 void pc_log(pc_log_level l, const char *fmt, ...)
@@ -60,7 +236,10 @@ void pc_log(pc_log_level l, const char *fmt, ...)
     static const char *const names[] = {"error", "warn", "info", "debug"};
     if ((int)l > atomic_load(&log_level))
         return;
-    char buf[1024];
+    size_t head = 0;
+    if (tl_errors && !ring_room(tl_logger, tl_errors, &head))
+        return;
+    char buf[ERR_LINE_MAX];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -77,8 +256,19 @@ void pc_log(pc_log_level l, const char *fmt, ...)
     if (len > sizeof buf - 2)
         len = sizeof buf - 2;
     buf[len++] = '\n';
-    ssize_t w = write(2, buf, len);
-    (void)w;
+    if (tl_errors) {
+        ring_publish(tl_logger, tl_errors, head,
+                     line_copy(tl_errors, buf, len));
+        return;
+    }
+    struct iovec iov = {buf, len};
+    err_write(&iov, 1);
+}
+
+void pc_log_attach_thread(pc_logger *lg, unsigned worker_id)
+{
+    tl_logger = lg && worker_id < lg->n ? lg : NULL;
+    tl_errors = tl_logger ? &lg->errors[worker_id] : NULL;
 }
 
 static int open_file(pc_logger *lg)
@@ -99,120 +289,253 @@ static int open_file(pc_logger *lg)
     return 0;
 }
 
-static size_t drain(pc_logger *lg)
+/* One batch of lines taken from the rings, to be written with one writev;
+ * iov is consumed by the write, so lens keeps each line's length. */
+typedef struct batch {
+    char *lines[BATCH];
+    ring *from[BATCH];
+    size_t lens[BATCH];
+    struct iovec iov[BATCH];
+    int k;
+} batch;
+
+static size_t flush(int fd, int locked, batch *b)
 {
-    struct iovec iov[64];
-    char *lines[64];
+    int k = b->k;
+    if (k == 0)
+        return 0;
+    if (locked)
+        err_write(b->iov, k);
+    else if (fd >= 0)
+        write_all(fd, b->iov, k);
+    for (int i = 0; i < k; i++)
+        line_done(b->from[i], b->lines[i], b->lens[i]);
+    b->k = 0;
+    return (size_t)k;
+}
+
+/* Takes every line queued in rings[0..n) (as seen once per ring) and writes
+ * them to fd (to the error fd under err_lock when `locked`) in batches.
+ * Returns the number of lines taken. */
+static size_t drain(batch *b, ring *rings, unsigned n, int fd, int locked)
+{
     size_t total = 0;
-    for (unsigned r = 0; r < lg->n; r++) {
-        ring *rg = &lg->rings[r];
-        for (;;) {
-            size_t tail = atomic_load_explicit(&rg->tail, memory_order_relaxed);
-            size_t head = atomic_load_explicit(&rg->head, memory_order_acquire);
-            int k = 0;
-            while (tail != head && k < 64) {
-                lines[k] = rg->slots[tail & rg->mask];
-                iov[k].iov_base = lines[k];
-                iov[k].iov_len = strlen(lines[k]);
-                k++;
+    for (unsigned r = 0; rings && r < n; r++) {
+        ring *rg = &rings[r];
+        size_t tail = atomic_load_explicit(&rg->tail, memory_order_relaxed);
+        size_t head = atomic_load_explicit(&rg->head, memory_order_acquire);
+        while (tail != head) {
+            while (tail != head && b->k < BATCH) {
+                char *line = rg->slots[tail & rg->mask];
+                b->lines[b->k] = line;
+                b->from[b->k] = rg;
+                b->lens[b->k] = strlen(line);
+                b->iov[b->k].iov_base = line;
+                b->iov[b->k].iov_len = b->lens[b->k];
+                b->k++;
                 tail++;
             }
-            if (k == 0)
-                break;
-            ssize_t w = writev(lg->fd, iov, k);
-            (void)w; /* a failing disk loses lines; the workers go on */
-            for (int i = 0; i < k; i++)
-                free(lines[i]);
+            /* the pointers are ours now: hand the slots back at once */
             atomic_store_explicit(&rg->tail, tail, memory_order_release);
-            total += (size_t)k;
+            if (b->k == BATCH)
+                total += flush(fd, locked, b);
         }
     }
-    return total;
+    return total + flush(fd, locked, b);
+}
+
+static size_t drain_all(pc_logger *lg)
+{
+    return drain(lg->batch, lg->errors, lg->n, -1, 1) +
+           drain(lg->batch, lg->access, lg->n, lg->fd, 0);
+}
+
+static int pending(pc_logger *lg)
+{
+    for (unsigned r = 0; r < lg->n; r++) {
+        ring *rg = &lg->errors[r];
+        if (atomic_load_explicit(&rg->head, memory_order_relaxed) !=
+            atomic_load_explicit(&rg->tail, memory_order_relaxed))
+            return 1;
+        rg = lg->access ? &lg->access[r] : NULL;
+        if (rg && atomic_load_explicit(&rg->head, memory_order_relaxed) !=
+                      atomic_load_explicit(&rg->tail, memory_order_relaxed))
+            return 1;
+    }
+    return atomic_load(&lg->stop) || atomic_load(&lg->reopen);
+}
+
+/* Blocks on the eventfd for up to timeout_ms (-1: until woken). */
+static void wait_efd(pc_logger *lg, int timeout_ms)
+{
+    struct pollfd p = {lg->efd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) > 0) {
+        uint64_t v;
+        ssize_t r = read(lg->efd, &v, sizeof v);
+        (void)r;
+    }
+    atomic_fetch_add_explicit(&lg->wakeups, 1, memory_order_relaxed);
+}
+
+static void writer_sleep(pc_logger *lg)
+{
+    atomic_store(&lg->sleeping, 1);
+    /* pairs with the fence in ring_publish (see DESIGN) */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!pending(lg))
+        wait_efd(lg, -1);
+    atomic_store(&lg->sleeping, 0);
+}
+
+static void reopen_file(pc_logger *lg)
+{
+    if (!lg->own_fd)
+        return;
+    int old = lg->fd;
+    if (open_file(lg) == 0)
+        close(old);
+    else
+        lg->fd = old;
 }
 
 static void *writer_main(void *arg)
 {
     pc_logger *lg = arg;
     for (;;) {
-        if (atomic_exchange(&lg->reopen, 0) && lg->own_fd) {
-            int old = lg->fd;
-            if (open_file(lg) == 0)
-                close(old);
-            else
-                lg->fd = old;
-        }
+        if (atomic_exchange(&lg->reopen, 0))
+            reopen_file(lg);
         int stopping = atomic_load(&lg->stop);
-        if (drain(lg) == 0) {
-            if (stopping)
-                break;
-            struct timespec ts = {0, 5 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (drain_all(lg) > 0)
+            wait_efd(lg, LINGER_MS);
+        else if (stopping)
+            break;
+        else
+            writer_sleep(lg);
     }
     return NULL;
 }
 
+static ring *rings_new(unsigned n, size_t entries, int spares)
+{
+    ring *rings = pc_xcalloc(n ? n : 1, sizeof *rings);
+    for (unsigned i = 0; i < n; i++) {
+        rings[i].slots = pc_xcalloc(entries, sizeof(char *));
+        rings[i].mask = entries - 1;
+        if (spares)
+            rings[i].spares = pc_xcalloc(SPARES, sizeof(char *));
+    }
+    return rings;
+}
+
+/* After the last drain: the rings are empty, the spares are not. */
+static void rings_free(ring *rings, unsigned n)
+{
+    for (unsigned i = 0; rings && i < n; i++) {
+        ring *rg = &rings[i];
+        for (size_t t = rg->spare_tail; rg->spares && t != rg->spare_head; t++)
+            free(rg->spares[t & (SPARES - 1)]);
+        free(rg->spares);
+        free(rg->slots);
+    }
+    free(rings);
+}
+
 pc_logger *pc_logger_start(const pc_log_conf *conf, unsigned nworkers)
 {
-    if (!conf->access || strcmp(conf->access, "off") == 0)
-        return NULL;
     pc_logger *lg = pc_xcalloc(1, sizeof *lg);
-    lg->path = pc_xstrdup(conf->access);
-    if (open_file(lg) != 0) {
-        free(lg->path);
-        free(lg);
-        return NULL;
-    }
-    size_t entries = 1;
-    while (entries < conf->ring_entries)
-        entries <<= 1;
+    lg->fd = -1;
     lg->n = nworkers;
-    lg->rings = pc_xcalloc(nworkers, sizeof *lg->rings);
-    for (unsigned i = 0; i < nworkers; i++) {
-        lg->rings[i].slots = pc_xcalloc(entries, sizeof(char *));
-        lg->rings[i].mask = entries - 1;
+    lg->batch = pc_xcalloc(1, sizeof *lg->batch);
+    lg->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (lg->efd < 0) {
+        pc_log(PC_LOG_ERROR, "cannot create the log eventfd: %s",
+               strerror(errno));
+        goto fail;
     }
+    if (conf->access && strcmp(conf->access, "off") != 0) {
+        lg->path = pc_xstrdup(conf->access);
+        if (open_file(lg) != 0)
+            goto fail;
+        size_t entries = 1;
+        while (entries < conf->ring_entries)
+            entries <<= 1;
+        lg->access = rings_new(nworkers, entries, 1);
+    }
+    lg->errors = rings_new(nworkers, ERR_RING_ENTRIES, 0);
     if (pthread_create(&lg->thread, NULL, writer_main, lg) != 0) {
-        pc_log(PC_LOG_ERROR, "cannot start the access log thread");
-        lg->stop = 1;
-        pc_logger_stop(lg);
-        return NULL;
+        pc_log(PC_LOG_ERROR, "cannot start the log writer thread");
+        goto fail;
     }
+    lg->started = 1;
+    pthread_setname_np(lg->thread, "pc-log");
     return lg;
+fail:
+    pc_logger_stop(lg);
+    return NULL;
 }
 
 void pc_logger_stop(pc_logger *lg)
 {
     if (!lg)
         return;
-    if (lg->thread) {
+    if (lg->started) {
         atomic_store(&lg->stop, 1);
+        wake(lg);
         pthread_join(lg->thread, NULL);
     }
-    drain(lg);
-    for (unsigned i = 0; i < lg->n; i++)
-        free(lg->rings[i].slots);
-    free(lg->rings);
+    drain_all(lg); /* nothing left unless the thread never ran */
+    rings_free(lg->access, lg->n);
+    rings_free(lg->errors, lg->n);
+    free(lg->batch);
     if (lg->own_fd)
         close(lg->fd);
+    if (lg->efd >= 0)
+        close(lg->efd);
     free(lg->path);
     free(lg);
 }
 
 void pc_logger_reopen(pc_logger *lg)
 {
-    if (lg)
-        atomic_store(&lg->reopen, 1);
+    if (!lg)
+        return;
+    atomic_store(&lg->reopen, 1);
+    wake(lg);
+}
+
+static uint64_t dropped(const ring *rings, unsigned n)
+{
+    uint64_t d = 0;
+    for (unsigned i = 0; rings && i < n; i++)
+        d += atomic_load(&rings[i].dropped);
+    return d;
 }
 
 uint64_t pc_logger_dropped(const pc_logger *lg)
 {
-    uint64_t d = 0;
-    if (!lg)
-        return 0;
-    for (unsigned i = 0; i < lg->n; i++)
-        d += atomic_load(&lg->rings[i].dropped);
-    return d;
+    return lg ? dropped(lg->access, lg->n) : 0;
+}
+
+uint64_t pc_logger_errors_dropped(const pc_logger *lg)
+{
+    return lg ? dropped(lg->errors, lg->n) : 0;
+}
+
+uint64_t pc_logger_wakeups(const pc_logger *lg)
+{
+    return lg ? atomic_load(&lg->wakeups) : 0;
+}
+
+int pc_logger_push(pc_logger *lg, unsigned worker_id, const char *line,
+                   size_t len)
+{
+    size_t head;
+    if (!lg || !lg->access || worker_id >= lg->n ||
+        !ring_room(lg, &lg->access[worker_id], &head))
+        return -1;
+    ring *rg = &lg->access[worker_id];
+    ring_publish(lg, rg, head, line_copy(rg, line, len));
+    return 0;
 }
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629: no overlong form,
@@ -394,15 +717,12 @@ size_t pc_log_format_access(char *buf, const pc_access_fields *f)
 void pc_log_access(pc_worker *w, const pc_req *r)
 {
     pc_logger *lg = pc_access_logger;
-    if (!lg || w->id >= lg->n)
+    size_t head;
+    if (!lg || !lg->access || w->id >= lg->n)
         return;
-    ring *rg = &lg->rings[w->id];
-    size_t head = atomic_load_explicit(&rg->head, memory_order_relaxed);
-    size_t tail = atomic_load_explicit(&rg->tail, memory_order_acquire);
-    if (head - tail > rg->mask) {
-        atomic_fetch_add_explicit(&rg->dropped, 1, memory_order_relaxed);
+    ring *rg = &lg->access[w->id];
+    if (!ring_room(lg, rg, &head))
         return;
-    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     pc_access_fields f = {
@@ -424,7 +744,5 @@ void pc_log_access(pc_worker *w, const pc_req *r)
     };
     char buf[PC_LOG_LINE_MAX + 1];
     size_t n = pc_log_format_access(buf, &f);
-    char *line = pc_xstrndup(buf, n);
-    rg->slots[head & rg->mask] = line;
-    atomic_store_explicit(&rg->head, head + 1, memory_order_release);
+    ring_publish(lg, rg, head, line_copy(rg, buf, n));
 }

@@ -19,6 +19,7 @@
 #include "portcullis/chain.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
+#include "portcullis/metrics.h"
 #include "portcullis/proxy.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
@@ -418,6 +419,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
     }
     w->sockloop = pc_sock_loop_new(w->base);
     pc_chain_worker_init(w);
+    w->metrics = pc_metrics_shard_new();
     w->pools = pc_pools_new(w->sockloop);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
@@ -434,6 +436,7 @@ fail:
 static void *thread_main(void *arg)
 {
     pc_worker *w = arg;
+    pc_log_attach_thread(pc_access_logger, w->id);
     event_base_dispatch(w->base);
     atomic_store(&w->done, 1);
     return NULL;
@@ -494,6 +497,7 @@ void pc_worker_join_free(pc_worker *w)
         event_free(w->backoff_ev);
     pc_pools_free(w->pools);
     pc_chain_worker_free(w);
+    pc_metrics_shard_free(w->metrics);
     pc_sock_loop_free(w->sockloop);
     free(w->listeners);
     pc_config_unref(w->cfg);

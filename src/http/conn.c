@@ -33,6 +33,7 @@
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
 #include "portcullis/log.h"
+#include "portcullis/metrics.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
@@ -79,6 +80,7 @@ void pc_conn_free_req(pc_conn *c)
     if (r->handler && r->handler->cancel)
         r->handler->cancel(r);
     r->handler = NULL;
+    pc_chain_req_free(r); /* a pending wait is cancelled, filters released */
     if (r->body)
         evbuffer_free(r->body);
     pc_config_unref(r->cfg);
@@ -118,41 +120,31 @@ pc_req *pc_conn_new_req(pc_conn *c)
     return r;
 }
 
-/* Writes a complete gateway error response for the current request (or a
- * bare one when the request could not even be started). */
+static void write_head(pc_conn *c, pc_req *r, pc_resp *resp);
+
+/* Writes a complete gateway error response for the current request: the
+ * head from errors.c's table goes through write_head like a proxied one
+ * (extra headers such as WWW-Authenticate, on_response hooks), the JSON
+ * body through the body filters when the request has any. */
 static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
 {
-    char body[1024], rid[33];
-    pc_req *r = c->req;
-    const char *id = r ? r->request_id : rid;
-    if (!r)
-        pc_worker_request_id(c->w, rid);
-    const pc_errinfo *in = pc_err_info(e);
-    size_t n = pc_err_body(e, msg, id, body, sizeof body);
-    struct evbuffer *out = pc_sock_output(c->sock);
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %zu\r\nX-Request-Id: %s\r\n",
-                        in->status, in->reason, n, id);
-    if (e == PC_ERR_METHOD_NOT_ALLOWED && r) {
-        char allow[128];
-        evbuffer_add_printf(out, "Allow: %s\r\n",
-                            pc_methods_format(r->match.allow, allow, sizeof allow));
-    }
-    if (r && r->err_hdr_name)
-        evbuffer_add_printf(out, "%s: %s\r\n", r->err_hdr_name, r->err_hdr_value);
+    char body[1024];
+    pc_req *r = c->req ? c->req : pc_conn_new_req(c); /* every caller has one */
+    pc_resp resp;
+    size_t n = pc_err_response(r, e, msg, &resp, body, sizeof body);
     if (close)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (r && r->http_minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    if (!(r && strcmp(r->method ? r->method : "", "HEAD") == 0))
-        evbuffer_add(out, body, n);
-    if (r) {
-        r->status = in->status;
-        r->error = e;
-        r->bytes_out += n;
+        c->keepalive = 0;
+    write_head(c, r, &resp);
+    r->error = e;
+    if (pc_chain_filtering(r)) {
+        pc_chain_body(r, body, n, 1);
+        if (c->resp_chunked)
+            evbuffer_add(pc_sock_output(c->sock), "0\r\n\r\n", 5);
+        return;
     }
+    if (resp.framing.kind != PC_FRAME_NONE) /* HEAD: the length only */
+        evbuffer_add(pc_sock_output(c->sock), body, n);
+    r->bytes_out += n;
 }
 
 /* llhttp reads one head and pauses (request.c): every request starts on
@@ -179,6 +171,7 @@ static void finish_request(pc_conn *c)
     pc_req *r = c->req;
     int keep = c->keepalive && c->msg_done && !c->peer_eof && !c->w->draining;
     if (r) {
+        pc_metrics_request(c->w->metrics, r);
         pc_log_access(c->w, r);
         pc_conn_free_req(c);
     }
@@ -539,13 +532,22 @@ static pc_conn *conn_of(pc_req *r)
 static void sink_head(pc_req *r, pc_resp *resp)
 {
     pc_conn *c = conn_of(r);
-    pc_hwrite w;
     c->resp_started = 1;
-    r->status = resp->status;
     pc_headers_downstream(&resp->headers, r->arena,
                           r->route ? &r->route->resp_headers : NULL);
     if (!c->msg_done || c->w->draining)
         c->keepalive = 0;
+    write_head(c, r, resp);
+}
+
+/* The one place a response head is serialised, proxied or gateway-made:
+ * the chain's response side first (extra headers, on_response hooks in
+ * reverse stage order, the body filters' framing), then our framing. */
+static void write_head(pc_conn *c, pc_req *r, pc_resp *resp)
+{
+    pc_hwrite w;
+    pc_chain_response_head(r, resp);
+    r->status = resp->status;
     /* The client's side is framed by us, whatever the upstream did. */
     pc_framing out = pc_framing_out(&resp->framing, r->http_minor);
     c->resp_chunked = out.kind == PC_FRAME_CHUNKED;
@@ -595,17 +597,39 @@ static void body_out(pc_req *r, const char *data, struct evbuffer *src, size_t n
 
 static void sink_body(pc_req *r, const char *data, size_t len)
 {
+    if (pc_chain_filtering(r)) {
+        pc_chain_body(r, data, len, 0);
+        return;
+    }
     body_out(r, data, NULL, len);
 }
 
 static void sink_body_move(pc_req *r, struct evbuffer *src, size_t n)
 {
+    if (pc_chain_filtering(r)) {
+        if (n == 0)
+            return;
+        /* Filters read contiguous bytes: the only copy-free path is the
+         * one without filters. */
+        const char *p = (const char *)evbuffer_pullup(src, (ssize_t)n);
+        pc_chain_body(r, p, n, 0);
+        evbuffer_drain(src, n);
+        return;
+    }
     body_out(r, NULL, src, n);
+}
+
+/* What the last body filter produced. */
+static void sink_filtered(pc_req *r, const char *data, size_t len)
+{
+    body_out(r, data, NULL, len);
 }
 
 static void sink_end(pc_req *r)
 {
     pc_conn *c = conn_of(r);
+    if (pc_chain_filtering(r))
+        pc_chain_body(r, NULL, 0, 1);
     if (c->resp_chunked)
         evbuffer_add(pc_sock_output(c->sock), "0\r\n\r\n", 5);
     r->handler = NULL;
@@ -639,7 +663,9 @@ static void sink_abort(pc_req *r)
 
 static size_t sink_backlog(pc_req *r)
 {
-    return evbuffer_get_length(pc_sock_output(conn_of(r)->sock));
+    /* A body filter that holds bytes counts as a full output. */
+    return evbuffer_get_length(pc_sock_output(conn_of(r)->sock)) +
+           pc_chain_body_held(r);
 }
 
 static void sink_start_body(pc_req *r)
@@ -676,4 +702,5 @@ static const pc_sink_ops sink_ops = {
     .backlog = sink_backlog,
     .start_body = sink_start_body,
     .resume_body = sink_resume_body,
+    .filtered = sink_filtered,
 };

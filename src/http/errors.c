@@ -3,6 +3,10 @@
 #include "portcullis/errors.h"
 
 #include <jansson.h>
+#include <string.h>
+
+#include "portcullis/http.h"
+#include "portcullis/trie.h"
 
 static const pc_errinfo table[PC_ERR__COUNT] = {
     [PC_ERR_NONE] = {200, "none", "OK", "ok"},
@@ -106,4 +110,29 @@ const char *pc_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
+}
+
+size_t pc_err_response(pc_req *req, pc_errcode e, const char *msg,
+                       pc_resp *resp, char *buf, size_t cap)
+{
+    const pc_errinfo *in = pc_err_info(e);
+    size_t n = pc_err_body(e, msg, req->request_id, buf, cap);
+    memset(resp, 0, sizeof *resp);
+    resp->status = in->status;
+    resp->reason = in->reason;
+    resp->http_minor = 1;
+    pc_headers_add(&resp->headers, req->arena, "Content-Type", 12,
+                   "application/json", 16);
+    if (e == PC_ERR_METHOD_NOT_ALLOWED) {
+        char allow[128];
+        pc_methods_format(req->match.allow, allow, sizeof allow);
+        pc_headers_add(&resp->headers, req->arena, "Allow", 5, allow,
+                       strlen(allow));
+    }
+    /* A HEAD gets the length of the body it does not get (RFC 9110 §9.3.2). */
+    int head = req->method && strcmp(req->method, "HEAD") == 0;
+    resp->framing = (pc_framing){.kind = head ? PC_FRAME_NONE : PC_FRAME_LENGTH,
+                                 .length = n,
+                                 .has_length = 1};
+    return n;
 }

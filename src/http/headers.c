@@ -339,3 +339,9 @@ void pc_headers_downstream(pc_headers *h, pc_arena *a,
     if (rules)
         pc_headers_apply_rules(h, a, rules);
 }
+
+void pc_req_add_resp_header(pc_req *req, const char *name, const char *value)
+{
+    pc_headers_add(&req->resp_extra, req->arena, name, strlen(name), value,
+                   strlen(value));
+}

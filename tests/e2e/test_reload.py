@@ -15,6 +15,7 @@ import time
 import pytest
 
 import helpers
+import test_metrics
 from helpers import request
 
 
@@ -149,6 +150,10 @@ def test_broken_file_keeps_the_old_config(env, two_ups):
     ok, text = rl.reload()
     assert ok and "generation 2" in text, text
     assert request(port, "GET", "/x").header("x-gen") == "2"
+    m = request(gw.admin_port, "GET", "/metrics", host="127.0.0.1")
+    samples, _, _ = test_metrics.parse(m.body.decode())
+    assert test_metrics.get(samples, "portcullis_config_reloads_total", result="failure") == 2
+    assert test_metrics.get(samples, "portcullis_config_reloads_total", result="success") == 1
 
 
 def test_listener_added_then_removed(env, two_ups):

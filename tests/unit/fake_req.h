@@ -18,6 +18,15 @@
  *              BEFORE the named stage (by default "proxy", which needs
  *              sockets) and reports which stage stopped the request.
  *
+ * The recording sink does what conn.c's sink does on the response side,
+ * without a socket: every head, proxied (sink->head) or gateway-made
+ * (sink->error, built by errors.c's pc_err_response), goes through
+ * pc_chain_response_head (extra headers, on_response hooks, body-filter
+ * framing) and is recorded as sent (resp_*); body bytes go through the
+ * request's body filters when it has any (pc_chain_body, ending in
+ * sink->filtered) and are recorded in `body`; backlog() is the test's
+ * `backlog` plus what the filters hold.
+ *
  * Everything is freed by fake_req_free / fake_env_free (the unit tests run
  * with detect_leaks=1). A stage that returned PC_WAIT and installed a
  * handler is cancelled by fake_req_free as conn.c does. Do not let a WAIT
@@ -183,16 +192,22 @@ typedef struct fake_rec {
     int status;                  /* pc_err_info(code)->status */
     int msg_null;                /* the stage passed NULL (table default) */
     char msg[512];
-    int has_err_hdr;             /* req->err_hdr_name was set at the call */
-    char err_hdr_name[64], err_hdr_value[256];
     uint32_t allow;              /* req->match.allow at the call (405) */
     /* sink->head */
     unsigned heads;
-    int head_status;
+    int head_status;             /* as the producer passed it */
     pc_headers head_headers;     /* copies, in the request's arena */
-    /* sink->body / body_move */
+    /* the head as sent, after pc_chain_response_head (head or error) */
+    unsigned sent;               /* heads sent (more than one is a bug) */
+    int resp_status;
+    pc_headers resp_headers;     /* copies, in the request's arena */
+    pc_framing resp_framing;     /* towards the client (pc_framing_out) */
+    /* body bytes as sent: after the body filters, gateway errors' JSON
+     * included (not for HEAD) */
     char *body;                  /* malloc'd, NUL-terminated */
     size_t body_len, body_cap;
+    unsigned filtered;           /* calls of sink->filtered */
+    size_t backlog;              /* what backlog() reports, besides filters */
     /* the rest */
     unsigned ends, aborts, start_bodies, resume_bodies;
 } fake_rec;
@@ -202,19 +217,37 @@ static fake_rec *fake_rec_of(const pc_req *req)
     return req->sink_ctx;
 }
 
+static void fake_copy_headers(pc_req *req, pc_headers *to, const pc_headers *from)
+{
+    for (uint32_t i = 0; i < from->n; i++) {
+        const pc_header *h = &from->v[i];
+        pc_headers_add(to, req->arena, h->name, h->nlen, h->value, h->vlen);
+    }
+}
+
+/* What conn.c's write_head does before serialising, then records it. */
+static void fake_send_head(pc_req *req, pc_resp *resp)
+{
+    fake_rec *r = fake_rec_of(req);
+    pc_chain_response_head(req, resp);
+    r->sent++;
+    r->resp_status = resp->status;
+    fake_copy_headers(req, &r->resp_headers, &resp->headers);
+    r->resp_framing = pc_framing_out(&resp->framing, req->http_minor);
+    req->status = resp->status;
+}
+
 static void fake_sink_head(pc_req *req, pc_resp *resp)
 {
     fake_rec *r = fake_rec_of(req);
     r->heads++;
     r->head_status = resp->status;
-    for (uint32_t i = 0; i < resp->headers.n; i++) {
-        const pc_header *h = &resp->headers.v[i];
-        pc_headers_add(&r->head_headers, req->arena, h->name, h->nlen, h->value,
-                       h->vlen);
-    }
+    fake_copy_headers(req, &r->head_headers, &resp->headers);
+    fake_send_head(req, resp);
 }
 
-static void fake_sink_body(pc_req *req, const char *data, size_t len)
+/* Records body bytes as sent to the client. */
+static void fake_record_body(pc_req *req, const char *data, size_t len)
 {
     fake_rec *r = fake_rec_of(req);
     if (r->body_len + len + 1 > r->body_cap) {
@@ -228,6 +261,20 @@ static void fake_sink_body(pc_req *req, const char *data, size_t len)
     memcpy(r->body + r->body_len, data, len);
     r->body_len += len;
     r->body[r->body_len] = '\0';
+}
+
+static void fake_sink_filtered(pc_req *req, const char *data, size_t len)
+{
+    fake_rec_of(req)->filtered++;
+    fake_record_body(req, data, len);
+}
+
+static void fake_sink_body(pc_req *req, const char *data, size_t len)
+{
+    if (pc_chain_filtering(req))
+        pc_chain_body(req, data, len, 0);
+    else
+        fake_record_body(req, data, len);
 }
 
 static void fake_sink_body_move(pc_req *req, struct evbuffer *src, size_t n)
@@ -244,6 +291,8 @@ static void fake_sink_body_move(pc_req *req, struct evbuffer *src, size_t n)
 
 static void fake_sink_end(pc_req *req)
 {
+    if (pc_chain_filtering(req))
+        pc_chain_body(req, NULL, 0, 1);
     fake_rec_of(req)->ends++;
 }
 
@@ -255,14 +304,18 @@ static void fake_sink_error(pc_req *req, pc_errcode code, const char *msg)
     r->status = pc_err_info(code)->status;
     r->msg_null = msg == NULL;
     snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
-    r->has_err_hdr = req->err_hdr_name != NULL;
-    snprintf(r->err_hdr_name, sizeof r->err_hdr_name, "%s",
-             req->err_hdr_name ? req->err_hdr_name : "");
-    snprintf(r->err_hdr_value, sizeof r->err_hdr_value, "%s",
-             req->err_hdr_value ? req->err_hdr_value : "");
     r->allow = req->match.allow;
+    /* As conn.c's write_error: the head from the table through the
+     * response side, the JSON body through the filters. */
+    char body[1024];
+    pc_resp resp;
+    size_t n = pc_err_response(req, code, msg, &resp, body, sizeof body);
+    fake_send_head(req, &resp);
     req->error = code; /* as conn records it for the log */
-    req->status = r->status;
+    if (pc_chain_filtering(req))
+        pc_chain_body(req, body, n, 1);
+    else if (resp.framing.kind != PC_FRAME_NONE)
+        fake_record_body(req, body, n);
 }
 
 static void fake_sink_abort(pc_req *req)
@@ -272,8 +325,7 @@ static void fake_sink_abort(pc_req *req)
 
 static size_t fake_sink_backlog(pc_req *req)
 {
-    (void)req;
-    return 0;
+    return fake_rec_of(req)->backlog + pc_chain_body_held(req);
 }
 
 static void fake_sink_start_body(pc_req *req)
@@ -296,6 +348,7 @@ static const pc_sink_ops fake_sink_ops FAKE_UNUSED = {
     .backlog = fake_sink_backlog,
     .start_body = fake_sink_start_body,
     .resume_body = fake_sink_resume_body,
+    .filtered = fake_sink_filtered,
 };
 
 /* --------------------------------------------------------------- request */
@@ -454,6 +507,7 @@ FAKE_UNUSED static void fake_req_free(pc_req *req)
     if (req->handler && req->handler->cancel)
         req->handler->cancel(req);
     req->handler = NULL;
+    pc_chain_req_free(req); /* as conn: pending wait cancelled, filters released */
     if (req->body)
         evbuffer_free(req->body);
     fake_rec *rec = fake_rec_of(req);
@@ -491,6 +545,7 @@ FAKE_UNUSED static pc_verdict fake_run_stage(pc_req *req, const char *name)
     unsigned i = fake_stage_index(name);
     cr_assert_neq(pc_chain_stage(i), &pc_stage_proxy, "proxy needs sockets");
     req->stage = i;
+    req->nran = i + 1;
     return pc_chain_stage(i)->on_request(req);
 }
 
@@ -506,6 +561,7 @@ FAKE_UNUSED static fake_result fake_run_until(pc_req *req, const char *until)
         const pc_stage_ops *s = pc_chain_stage(i);
         cr_assert_neq(s, &pc_stage_proxy, "proxy needs sockets");
         req->stage = i;
+        req->nran = i + 1;
         pc_verdict v = s->on_request(req);
         res.verdicts[res.nrun++] = v;
         if (v != PC_NEXT) {
@@ -529,6 +585,15 @@ FAKE_UNUSED static fake_result fake_run(pc_req *req)
 }
 
 /* ------------------------------------------------------------- observing */
+
+/* The value of a header of the response as sent (after the chain's
+ * response side: extra headers, on_response hooks), or NULL. */
+FAKE_UNUSED static const char *fake_resp_header(const pc_req *req,
+                                                const char *name)
+{
+    const pc_header *h = pc_headers_get(&fake_rec_of(req)->resp_headers, name);
+    return h ? h->value : NULL;
+}
 
 FAKE_UNUSED static const char *fake_stage_name(unsigned i)
 {

@@ -1,12 +1,27 @@
 /* test_log.c: the access-log line (core/log.c): JSON string escaping and
  * cutting (pc_log_jstr), and whole lines that always fit one ring entry
  * (pc_log_format_access, issue 8 task 13: a line over 4 KiB was dropped,
- * so a long path hid a 401/403). */
+ * so a long path hid a 401/403). Then the writer thread (issue 9): lines
+ * of several producers all arrive whole and in order, an idle writer
+ * sleeps and wakes at once for a line, full rings drop and count, reopen,
+ * and worker error lines go through a ring (a worker never blocks on a
+ * stuck stderr) while other threads write synchronously. */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "portcullis/log.h"
 
@@ -265,5 +280,471 @@ Test(log_line, path_just_fitting_is_not_cut)
     o = parse_line(out, n);
     cr_assert(json_is_true(json_object_get(o, "truncated")));
     json_decref(o);
+    free(path);
+}
+
+/* ---- the writer thread ---- */
+
+static char tmpdir[64];
+
+static char *tmp_path(const char *name)
+{
+    if (!tmpdir[0]) {
+        strcpy(tmpdir, "/tmp/pc_log_test.XXXXXX");
+        cr_assert_not_null(mkdtemp(tmpdir));
+    }
+    char *p = malloc(strlen(tmpdir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* The whole file, NUL-terminated (NULL if it does not exist). */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *s = malloc(cap);
+    for (size_t r; (r = fread(s + n, 1, cap - n - 1, f)) > 0;) {
+        n += r;
+        if (cap - n < 2)
+            s = realloc(s, cap *= 2);
+    }
+    fclose(f);
+    s[n] = '\0';
+    if (len)
+        *len = n;
+    return s;
+}
+
+/* Waits up to timeout_ms for needle to appear in the file; returns the
+ * milliseconds it took, or -1. */
+static long wait_for(const char *path, const char *needle, long timeout_ms)
+{
+    uint64_t t0 = now_ms();
+    for (;;) {
+        char *s = slurp(path, NULL);
+        int found = s && strstr(s, needle);
+        free(s);
+        long el = (long)(now_ms() - t0);
+        if (found)
+            return el;
+        if (el > timeout_ms)
+            return -1;
+        sleep_ms(1);
+    }
+}
+
+static pc_logger *start(const char *access, uint64_t entries, unsigned n)
+{
+    pc_log_conf c = {.access = (char *)access, .ring_entries = entries,
+                     .level = PC_LOG_INFO};
+    pc_logger *lg = pc_logger_start(&c, n);
+    cr_assert_not_null(lg);
+    return lg;
+}
+
+typedef struct producer {
+    pc_logger *lg;
+    unsigned id;
+    int lines;
+} producer;
+
+static void *produce(void *arg)
+{
+    producer *p = arg;
+    char line[1300], xs[1200];
+    memset(xs, 'x', sizeof xs);
+    for (int i = 0; i < p->lines; i++) {
+        /* lengths vary (some over the writer's 1 KiB recycled buffers), so
+         * batches split lines at every offset */
+        int pad = (i * 37 + (int)p->id * 11) % 1200;
+        int n = snprintf(line, sizeof line, "p%u %d %.*s|\n", p->id, i, pad,
+                         xs);
+        while (pc_logger_push(p->lg, p->id, line, (size_t)n) != 0)
+            sched_yield(); /* this test wants every line: retry */
+    }
+    return NULL;
+}
+
+/* Checks "p<id> <seq> x...x|" lines: whole, and each producer's in order
+ * from 0; returns how many lines producer id wrote. */
+static void check_lines(char *s, unsigned nprod, int *count)
+{
+    for (unsigned i = 0; i < nprod; i++)
+        count[i] = 0;
+    for (char *save = NULL, *l = strtok_r(s, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        unsigned id;
+        int seq, off = 0;
+        cr_assert_eq(sscanf(l, "p%u %d %n", &id, &seq, &off), 2,
+                     "broken line: %.80s", l);
+        cr_assert_lt(id, nprod);
+        cr_assert_eq(seq, count[id], "producer %u: line %d after %d", id, seq,
+                     count[id] - 1);
+        size_t x = strspn(l + off, "x");
+        cr_assert_str_eq(l + off + x, "|", "line cut: %.80s", l);
+        count[id]++;
+    }
+}
+
+Test(log_writer, producers_lines_arrive_whole_and_in_order)
+{
+    enum { NPROD = 4, LINES = 5000 };
+    char *path = tmp_path("access.log");
+    pc_logger *lg = start(path, 256, NPROD);
+    pthread_t th[NPROD];
+    producer p[NPROD];
+    for (unsigned i = 0; i < NPROD; i++) {
+        p[i] = (producer){lg, i, LINES};
+        pthread_create(&th[i], NULL, produce, &p[i]);
+    }
+    for (unsigned i = 0; i < NPROD; i++)
+        pthread_join(th[i], NULL);
+    pc_logger_stop(lg); /* writes out what is queued */
+    char *s = slurp(path, NULL);
+    cr_assert_not_null(s);
+    int count[NPROD];
+    check_lines(s, NPROD, count);
+    for (unsigned i = 0; i < NPROD; i++)
+        cr_assert_eq(count[i], LINES, "producer %u: %d lines", i, count[i]);
+    free(s);
+    free(path);
+}
+
+/* utime + stime (clock ticks) of this process's thread named comm. */
+static long thread_ticks(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    long ticks = -1;
+    for (struct dirent *e; (e = readdir(d)) && ticks < 0;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[300], buf[1024];
+        snprintf(p, sizeof p, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!open || !close ||
+            strncmp(open + 1, comm, (size_t)(close - open - 1)) != 0 ||
+            strlen(comm) != (size_t)(close - open - 1))
+            continue;
+        /* after ") ": state(3) ... utime(14) stime(15) */
+        char *q = close + 2;
+        for (int field = 3; field < 14 && q; field++)
+            q = strchr(q, ' ') ? strchr(q, ' ') + 1 : NULL;
+        long ut, st;
+        cr_assert(q && sscanf(q, "%ld %ld", &ut, &st) == 2);
+        ticks = ut + st;
+    }
+    closedir(d);
+    cr_assert_geq(ticks, 0, "no thread named %s", comm);
+    return ticks;
+}
+
+Test(log_writer, idle_writer_sleeps_and_wakes_at_once)
+{
+    char *path = tmp_path("idle.log");
+    pc_logger *lg = start(path, 64, 1);
+    cr_assert_eq(pc_logger_push(lg, 0, "first\n", 6), 0);
+    cr_assert_geq(wait_for(path, "first\n", 2000), 0);
+    sleep_ms(50); /* the writer lingers a little, then sleeps */
+    uint64_t w0 = pc_logger_wakeups(lg);
+    long t0 = thread_ticks("pc-log");
+    sleep_ms(600);
+    cr_assert_eq(pc_logger_wakeups(lg), w0, "an idle writer woke %llu times",
+                 (unsigned long long)(pc_logger_wakeups(lg) - w0));
+    cr_assert_leq(thread_ticks("pc-log") - t0, 1, "an idle writer used CPU");
+    /* asleep, it wakes for a line (a 5 ms poll would take ~5 ms; an
+     * eventfd wake-up well under that, but allow for a loaded host) */
+    cr_assert_eq(pc_logger_push(lg, 0, "second\n", 7), 0);
+    long took = wait_for(path, "second\n", 2000);
+    cr_assert_geq(took, 0);
+    cr_assert_lt(took, 500, "the line took %ld ms", took);
+    cr_assert_gt(pc_logger_wakeups(lg), w0);
+    /* and wakes for stop at once */
+    uint64_t t = now_ms();
+    pc_logger_stop(lg);
+    cr_assert_lt(now_ms() - t, 500);
+    free(path);
+}
+
+/* Reads from a non-blocking fd into buf (grown) until nlines '\n' have
+ * arrived or timeout_ms passed with nothing new; returns total lines. */
+static int read_lines(int fd, char **buf, size_t *len, size_t *cap,
+                      int nlines, int timeout_ms)
+{
+    int lines = 0;
+    for (size_t i = 0; i < *len; i++)
+        lines += (*buf)[i] == '\n';
+    while (lines < nlines) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        if (*cap - *len < 65536)
+            *buf = realloc(*buf, *cap = *cap * 2 + 65536);
+        ssize_t r = read(fd, *buf + *len, *cap - *len - 1);
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r; i++)
+            lines += (*buf)[*len + (size_t)i] == '\n';
+        *len += (size_t)r;
+    }
+    (*buf)[*len] = '\0';
+    return lines;
+}
+
+Test(log_writer, full_ring_drops_and_counts_never_blocks)
+{
+    /* the file is a FIFO nobody reads yet: the writer blocks once the
+     * pipe is full, then the ring fills */
+    char *path = tmp_path("fifo");
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    cr_assert_geq(rd, 0);
+    pc_logger *lg = start(path, 8, 1);
+    enum { N = 300 };
+    char line[1000];
+    memset(line, 'x', sizeof line);
+    int dropped = 0;
+    uint64_t t = now_ms();
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(line, 40, "p0 %d ", i);
+        line[n] = 'x';
+        line[sizeof line - 2] = '|';
+        line[sizeof line - 1] = '\n';
+        dropped += pc_logger_push(lg, 0, line, sizeof line) != 0;
+    }
+    cr_assert_lt(now_ms() - t, 1000, "the producer waited");
+    /* 64 KiB of pipe, 8 slots, one batch in flight: at most ~90 lines */
+    cr_assert_gt(dropped, N - 100, "only %d dropped", dropped);
+    cr_assert_eq(pc_logger_dropped(lg), (uint64_t)dropped);
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    buf = realloc(buf, cap = 65536);
+    int got = read_lines(rd, &buf, &len, &cap, N - dropped, 2000);
+    cr_assert_eq(got, N - dropped);
+    pc_logger_stop(lg);
+    got = read_lines(rd, &buf, &len, &cap, N, 200);
+    cr_assert_eq(got, N - dropped, "%d lines, %d dropped", got, dropped);
+    /* whole lines, in order (with gaps where lines were dropped) */
+    int last = -1;
+    for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        int seq, off = 0;
+        cr_assert_eq(sscanf(l, "p0 %d %n", &seq, &off), 1);
+        cr_assert_gt(seq, last);
+        last = seq;
+        cr_assert_eq(strlen(l), sizeof line - 1);
+    }
+    close(rd);
+    free(buf);
+    free(path);
+}
+
+Test(log_writer, reopen_moves_to_a_new_file)
+{
+    char *path = tmp_path("rot.log"), *old = tmp_path("rot.log.1");
+    pc_logger *lg = start(path, 64, 1);
+    cr_assert_eq(pc_logger_push(lg, 0, "one\n", 4), 0);
+    cr_assert_geq(wait_for(path, "one\n", 2000), 0);
+    cr_assert_eq(rename(path, old), 0);
+    pc_logger_reopen(lg);
+    struct stat st;
+    uint64_t t = now_ms();
+    while (stat(path, &st) != 0 && now_ms() - t < 2000)
+        sleep_ms(1);
+    cr_assert_eq(stat(path, &st), 0, "not reopened");
+    cr_assert_eq(pc_logger_push(lg, 0, "two\n", 4), 0);
+    pc_logger_stop(lg);
+    char *a = slurp(old, NULL), *b = slurp(path, NULL);
+    cr_assert_str_eq(a, "one\n");
+    cr_assert_str_eq(b, "two\n");
+    free(a);
+    free(b);
+    free(path);
+    free(old);
+}
+
+/* ---- error lines ---- */
+
+typedef struct err_producer {
+    pc_logger *lg;
+    unsigned id;
+    int lines;
+    atomic_int done;
+} err_producer;
+
+static void *err_produce(void *arg)
+{
+    err_producer *p = arg;
+    pc_log_attach_thread(p->lg, p->id);
+    for (int i = 0; i < p->lines; i++)
+        pc_log(PC_LOG_ERROR, "worker %u line %d", p->id, i);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+/* Fills the pipe's buffer: writes to fd block from now on (a stuck
+ * stderr). Returns the bytes written. */
+static size_t fill_pipe(int fd)
+{
+    char junk[4096];
+    memset(junk, 'F', sizeof junk);
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    size_t total = 0;
+    for (ssize_t w; (w = write(fd, junk, sizeof junk)) != 0;) {
+        if (w < 0) {
+            cr_assert_eq(errno, EAGAIN);
+            if (write(fd, junk, 1) != 1)
+                break; /* not even one byte more */
+            w = 1;
+        }
+        total += (size_t)w;
+    }
+    fcntl(fd, F_SETFL, fl);
+    return total;
+}
+
+/* Checks "<ts> [error] worker <id> line <seq>" lines: whole, from worker
+ * id, in order (gaps allowed: dropped lines); returns their number. */
+static int check_err_lines(char *s, unsigned id)
+{
+    int n = 0, last = -1;
+    for (char *save = NULL, *l = strtok_r(s, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        const char *m = strstr(l, " [error] worker ");
+        cr_assert_not_null(m, "broken line: %.80s", l);
+        unsigned wid;
+        int seq, off = 0;
+        cr_assert_eq(sscanf(m, " [error] worker %u line %d%n", &wid, &seq,
+                            &off),
+                     2, "broken line: %.80s", l);
+        cr_assert_eq(m[off], '\0', "broken line: %.80s", l);
+        cr_assert_eq(wid, id);
+        cr_assert_gt(seq, last);
+        last = seq;
+        n++;
+    }
+    return n;
+}
+
+Test(log_errors, worker_lines_go_through_the_ring)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pc_log_set_error_fd(p[1]);
+    /* a thread that is no worker writes at once */
+    pc_log(PC_LOG_WARN, "direct %d", 7);
+    char buf[256];
+    ssize_t r = read(p[0], buf, sizeof buf - 1);
+    cr_assert_gt(r, 0);
+    buf[r] = '\0';
+    cr_assert(strstr(buf, " [warn] direct 7\n") != NULL, "%s", buf);
+    size_t filler = fill_pipe(p[1]);
+
+    pc_logger *lg = start("off", 64, 2);
+    enum { N = 1500 }; /* more than the error ring holds */
+    err_producer ep = {lg, 1, N, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, err_produce, &ep);
+    uint64_t t = now_ms();
+    while (!atomic_load(&ep.done) && now_ms() - t < 3000)
+        sleep_ms(5);
+    cr_assert(atomic_load(&ep.done), "the worker blocked on a stuck stderr");
+    pthread_join(th, NULL);
+    uint64_t dropped = pc_logger_errors_dropped(lg);
+    cr_assert_gt(dropped, 0);
+    cr_assert_eq(pc_logger_dropped(lg), 0);
+
+    /* unstick stderr: every queued line comes out, whole and in order */
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    size_t len = 0, cap = 65536;
+    char *out_buf = malloc(cap);
+    int got = read_lines(p[0], &out_buf, &len, &cap, INT32_MAX, 300);
+    pc_logger_stop(lg);
+    pc_log(PC_LOG_INFO, "stopped");
+    close(p[1]);
+    got = read_lines(p[0], &out_buf, &len, &cap, INT32_MAX, 1000);
+    (void)got;
+    cr_assert_gt(len, filler);
+    for (size_t i = 0; i < filler; i++)
+        cr_assert_eq(out_buf[i], 'F');
+    char *last = strrchr(out_buf + filler, '[');
+    cr_assert_str_eq(last, "[info] stopped\n", "not last: %s", last);
+    last[-1] = '\0'; /* drop the "stopped" line */
+    *strrchr(out_buf + filler, '\n') = '\0';
+    int lines = check_err_lines(out_buf + filler, 1);
+    cr_assert_eq((uint64_t)lines + dropped, N, "%d lines, %llu dropped",
+                 lines, (unsigned long long)dropped);
+    free(out_buf);
+    close(p[0]);
+    pc_log_set_error_fd(2);
+}
+
+Test(log_errors, stop_writes_out_queued_lines_before_stopped)
+{
+    char *path = tmp_path("stderr.log");
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    cr_assert_geq(fd, 0);
+    pc_log_set_error_fd(fd);
+    pc_logger *lg = start("off", 64, 3);
+    err_producer ep[3];
+    pthread_t th[3];
+    for (unsigned i = 0; i < 3; i++) {
+        ep[i] = (err_producer){lg, i, 300, 0};
+        pthread_create(&th[i], NULL, err_produce, &ep[i]);
+    }
+    for (unsigned i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(pc_logger_errors_dropped(lg), 0);
+    pc_logger_stop(lg);
+    pc_log(PC_LOG_INFO, "stopped");
+    pc_log_set_error_fd(2);
+    close(fd);
+    char *s = slurp(path, NULL);
+    cr_assert_not_null(s);
+    size_t n = strlen(s);
+    static const char tail[] = " [info] stopped\n";
+    cr_assert(n > sizeof tail && strcmp(s + n - (sizeof tail - 1), tail) == 0,
+              "\"stopped\" is not last");
+    int count[3] = {0};
+    for (char *save = NULL, *l = strtok_r(s, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save)) {
+        unsigned wid;
+        int seq;
+        const char *m = strstr(l, " [error] worker ");
+        if (!m) {
+            cr_assert(strstr(l, " [info] stopped") != NULL, "%s", l);
+            continue;
+        }
+        cr_assert_eq(sscanf(m, " [error] worker %u line %d", &wid, &seq), 2);
+        cr_assert_lt(wid, 3);
+        cr_assert_eq(seq, count[wid]);
+        count[wid]++;
+    }
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(count[i], 300);
+    free(s);
     free(path);
 }
