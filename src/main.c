@@ -15,6 +15,7 @@
 
 #include "portcullis/admin.h"
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/log.h"
 #include "portcullis/metrics.h"
 #include "portcullis/tls.h"

@@ -11,8 +11,8 @@
  *    cfg->stage_global[index]. Returns the route's policy or NULL.
  *  - free_global / free_route: free what configure returned (never NULL
  *    arguments).
- *  - worker_init(w) / worker_free(state): per-worker state (caches), kept
- *    in w->stage_state[index]; called on the worker's own thread or before
+ *  - worker_init(l) / worker_free(state): per-loop state (caches), kept
+ *    in l->stage_state[index]; called on the loop's own thread or before
  *    it starts.
  *  - on_request(req):
  *      PC_NEXT  the stage is done with the request; the chain moves on;
@@ -81,13 +81,13 @@ typedef struct pc_stage_ops {
     /* The block as JSON for GET /admin/config, secrets as "***". */
     json_t *(*global_json)(const void *policy);
     json_t *(*route_json)(const void *policy);
-    void *(*worker_init)(pc_worker *w);
+    void *(*worker_init)(pc_loop *l);
     void (*worker_free)(void *state);
     pc_verdict (*on_request)(pc_req *req);
     void (*on_response)(pc_req *req, unsigned self, pc_resp *resp);
 } pc_stage_ops;
 
-/* From http/conn once the request head is complete and valid. Runs
+/* From front/conn once the request head is complete and valid. Runs
  * req->stages when set (tests), else the table below. */
 void pc_chain_start(pc_req *req);
 /* Continues after the stage at req->stage; only from a callback that got
@@ -195,6 +195,9 @@ void pc_chain_req_free(pc_req *req);
 /* The stage table, in CONTRACT §3 order. */
 unsigned pc_chain_nstages(void);
 const pc_stage_ops *pc_chain_stage(unsigned i);
+/* The stages' names in table order (a static array of pc_chain_nstages()
+ * entries; fill it from one thread before others read it). */
+const char *const *pc_chain_stage_names(void);
 /* The index of stage s in the table (its slot, its policies'
  * index in cfg->stage_global / route->stage_policy). */
 unsigned pc_chain_index(const pc_stage_ops *s);
@@ -202,7 +205,7 @@ unsigned pc_chain_index(const pc_stage_ops *s);
 int pc_chain_owns_global_key(const char *key);
 int pc_chain_owns_route_key(const char *key);
 
-/* Config loader hooks (core/config*.c). */
+/* Config loader hooks (config/config*.c). */
 void pc_chain_configure_global(pc_config *c, const pc_node *root,
                                pc_errors *err);
 void pc_chain_configure_route(pc_config *c, pc_route *r, const pc_node *n,
@@ -210,14 +213,17 @@ void pc_chain_configure_route(pc_config *c, pc_route *r, const pc_node *n,
 void pc_chain_free_global(pc_config *c);
 void pc_chain_free_route(pc_route *r);
 
+/* The above as the loader's callback table (config.h). */
+extern const pc_stage_hooks pc_chain_config_hooks;
+
 /* Adds every stage block of the generation / of a route to obj under its
  * key (for GET /admin/config). */
 void pc_chain_global_json(const pc_config *c, json_t *obj);
 void pc_chain_route_json(const pc_route *r, json_t *obj);
 
 /* Worker hooks (core/worker.c). */
-void pc_chain_worker_init(pc_worker *w);
-void pc_chain_worker_free(pc_worker *w);
+void pc_chain_worker_init(pc_loop *l);
+void pc_chain_worker_free(pc_loop *l);
 
 /* The policy a stage applies to req: the route's own block, else the
  * global one (CONTRACT §2: "a route's own block replaces the global one"). */

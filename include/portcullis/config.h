@@ -17,13 +17,13 @@
 #include <sys/socket.h>
 
 #include "portcullis/cidr.h"
+#include "portcullis/errlog.h"
+#include "portcullis/loop.h"
 #include "portcullis/node.h"
 #include "portcullis/trie.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* Room for one policy per chain stage (chain.c checks its table fits). */
-#define PC_STAGE_MAX 12
 typedef struct json_t json_t;
 
 typedef struct pc_tls_cert {
@@ -40,7 +40,7 @@ typedef struct pc_listen {
     size_t ncerts;
     int min_version;               /* TLS1_2_VERSION or TLS1_3_VERSION */
     SSL_CTX *ssl_ctx;              /* built by pc_tls_server_ctx_new */
-    void *tls_state;               /* owned by http/tls.c (SNI table) */
+    void *tls_state;               /* owned by net/tls.c (SNI table) */
 } pc_listen;
 
 typedef struct pc_limits {
@@ -57,7 +57,6 @@ typedef struct pc_limits {
                                            response, interim ones included */
 } pc_limits;
 
-typedef enum { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG } pc_log_level;
 
 typedef struct pc_log_conf {
     char *access;          /* path, "stdout" or "off"; default "stdout" */
@@ -103,7 +102,7 @@ typedef struct pc_upstream {
     char *ca_file;            /* NULL = system default store */
     SSL_CTX *ssl_ctx;         /* client context, NULL when no https target */
     size_t index;             /* position in pc_config.upstreams */
-    uint32_t metrics_id;      /* stable label id (core/metrics.c) */
+    uint32_t metrics_id;      /* stable label id (lib/metrics.c) */
 } pc_upstream;
 
 typedef struct pc_kv {
@@ -129,7 +128,7 @@ typedef struct pc_route {
     pc_header_rules req_headers, resp_headers;
     void *stage_policy[PC_STAGE_MAX]; /* per stage: its route block, owned */
     size_t index;         /* file order */
-    uint32_t metrics_id;  /* stable label id (core/metrics.c) */
+    uint32_t metrics_id;  /* stable label id (lib/metrics.c) */
 } pc_route;
 
 typedef struct pc_config {
@@ -161,7 +160,25 @@ typedef struct pc_config {
     uint64_t generation;         /* 1 for the first load, +1 per reload
                                     (the loader sets 1; the reloader sets
                                     old->generation + 1) */
+    const struct pc_stage_hooks *hooks; /* the stage blocks' owner (below) */
 } pc_config;
+
+/* What the loader needs from the request stages, as callbacks: config/
+ * knows no stage; the chain (chain.c: pc_chain_config_hooks) owns the
+ * top-level and route-level blocks named by its stages, configures them,
+ * frees them and shows them in /admin/config. core/loader.c passes the
+ * chain's table (pc_config_load); any hook may be NULL. */
+typedef struct pc_stage_hooks {
+    int (*owns_global_key)(const char *key);
+    int (*owns_route_key)(const char *key);
+    void (*configure_global)(pc_config *c, const pc_node *root, pc_errors *err);
+    void (*configure_route)(pc_config *c, pc_route *r, const pc_node *n,
+                            pc_errors *err);
+    void (*free_global)(pc_config *c);
+    void (*free_route)(pc_route *r);
+    void (*global_json)(const pc_config *c, json_t *obj);
+    void (*route_json)(const pc_route *r, json_t *obj);
+} pc_stage_hooks;
 
 /* Loads and fully validates FILE. On success returns a generation with one
  * reference. On failure returns NULL with every problem in err (formatted
@@ -170,10 +187,13 @@ typedef struct pc_config {
  * verify_signature, webhooks, health_check, circuit_breaker) are rejected
  * with "'x' is not supported by this build yet" so that no security setting
  * is ever silently ignored. Errors come back sorted by line and column. */
-pc_config *pc_config_load(const char *file, pc_errors *err);
-/* Same from a parsed tree (tests, fuzzers). */
-pc_config *pc_config_from_node(const pc_node *root, const char *file,
+pc_config *pc_config_load_with(const char *file, const pc_stage_hooks *hooks,
                                pc_errors *err);
+/* Same from a parsed tree (tests, fuzzers). */
+pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
+                                    const pc_stage_hooks *hooks, pc_errors *err);
+/* (pc_config_load / pc_config_from_node, with the chain's hooks, are in
+ * loader.h.) */
 
 pc_config *pc_config_ref(pc_config *c);
 void pc_config_unref(pc_config *c); /* frees at zero; NULL is a no-op */

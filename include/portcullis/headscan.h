@@ -1,5 +1,5 @@
 /* headscan.h: the line discipline of an HTTP/1.1 head, checked before
- * llhttp sees the bytes, on both sides (client requests in http/conn.c,
+ * llhttp sees the bytes, on both sides (client requests in front/conn.c,
  * upstream responses in proxy/forward.c). llhttp accepts a bare CR as a
  * line end ("X-A: a\rContent-Length: 39" is two fields to it, one to many
  * other parsers) and reads a status code of any length ("0200" is 200):

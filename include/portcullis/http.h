@@ -2,7 +2,7 @@
  * side), chain/ and proxy/, the header list, and the two callback tables
  * that let data flow back without calling up the chain.
  *
- * DESIGN: http/conn owns every pc_req. It fills the request head, runs the
+ * DESIGN: front/conn owns every pc_req. It fills the request head, runs the
  * chain, and gives the request a response sink (pc_sink_ops). Whoever
  * answers (a stage, or proxy/) writes the response through the sink and
  * never includes conn.c's header. In the other direction the answering
@@ -56,7 +56,6 @@
 #include "portcullis/framing_t.h"
 #include "portcullis/trie.h"
 
-typedef struct pc_worker pc_worker;
 struct evbuffer;
 
 typedef struct pc_header {
@@ -137,7 +136,7 @@ typedef struct pc_handler_ops {
 } pc_handler_ops;
 
 struct pc_req {
-    pc_worker *worker;
+    pc_loop *loop;         /* the event loop serving it (loop.h) */
     pc_config *cfg;        /* pinned generation (one reference) */
     pc_arena *arena;
     uint64_t start_ns;

@@ -23,9 +23,6 @@ typedef struct pc_req pc_req;
 typedef struct pc_worker pc_worker;
 typedef struct pc_logger pc_logger;
 
-void pc_log_set_level(pc_log_level l);
-void pc_log(pc_log_level l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 /* Starts the writer thread with, for each of nworkers workers, an error
  * ring (1024 lines) and, unless conf->access is "off" (or NULL), an access
@@ -94,14 +91,12 @@ size_t pc_log_format_access(char *buf, const pc_access_fields *f);
  * fits, and *cut is set to 1 (left alone otherwise). Pure. */
 size_t pc_log_jstr(char *out, size_t max, const char *s, int *cut);
 
-/* For tests and tools. pc_log_set_error_fd: where error lines go (default
- * 2, stderr); set it before anything logs. pc_logger_push: queues a line
+/* For tests and tools (pc_log_set_error_fd is in errlog.h). pc_logger_push: queues a line
  * of len bytes (copied; it should end with '\n') on worker_id's access ring,
  * the caller being that ring's only producer; returns 0, or -1 when it is
  * dropped (full ring: counted) or there is no such ring (access off).
  * pc_logger_wakeups: how many times the writer thread has woken (idle, it
  * must not grow). */
-void pc_log_set_error_fd(int fd);
 int pc_logger_push(pc_logger *l, unsigned worker_id, const char *line,
                    size_t len);
 uint64_t pc_logger_wakeups(const pc_logger *l);

@@ -50,10 +50,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "portcullis/config.h"
 #include "portcullis/util.h"
 
-typedef struct pc_req pc_req;
 typedef struct pc_metrics_shard pc_metrics_shard;
 
 /* Names interned per kind, "" and the overflow label included. */
@@ -112,7 +110,7 @@ char *pc_metrics_render(const pc_metrics_gauges *g, size_t *len);
  * Pure. */
 size_t pc_metrics_escape(char *out, const char *s);
 
-/* A growing text buffer (core/metrics_text.c; pc_x* allocation). */
+/* A growing text buffer (lib/metrics_text.c; pc_x* allocation). */
 typedef struct pc_mbuf {
     char *p;
     size_t n, cap;
@@ -138,9 +136,12 @@ size_t pc_metrics_bucket(const uint64_t *bounds, size_t n, uint64_t ns);
  * time; the same name always gets the same id. Past the cap: the overflow
  * id. Thread-safe (a mutex); never call it on the request path. */
 uint32_t pc_metrics_intern(pc_metrics_key kind, const char *name);
-/* Stores the ids of every route and upstream of a generation that loaded
- * successfully (called once by the loader). */
-void pc_metrics_intern_config(pc_config *c);
+/* 1 exactly once per kind: the first time a name got the overflow id (the
+ * caller warns). Thread-safe. */
+int pc_metrics_overflow_first(pc_metrics_key kind);
+/* The chain's stage names, in table order (stage ids index them); set once
+ * before the first scrape (the names are borrowed: static strings). */
+void pc_metrics_set_stages(const char *const *names, unsigned n);
 
 /* A worker's shard: created before the worker's thread starts, freed
  * after it ended (its counts go to the retired shard). */
@@ -154,9 +155,12 @@ void pc_metrics_observe(pc_metrics_shard *s, pc_metrics_key kind, uint32_t id,
 void pc_metrics_count(pc_metrics_shard *s, pc_metrics_counter fam, uint32_t id,
                       uint32_t a, uint32_t b);
 /* At the end of a request (where its access-log entry is queued):
- * requests_total, request_duration, and upstream_duration when the request
- * went to an upstream. */
-void pc_metrics_request(pc_metrics_shard *s, const pc_req *req);
+ * requests_total{route,method,status}, request_duration{route}, and
+ * upstream_duration{upstream} when upstream_ns is not 0 (the request went
+ * to an upstream and the attempt ended). status out of 0..999 counts as 0. */
+void pc_metrics_request(pc_metrics_shard *s, uint32_t route_id, unsigned method,
+                        int status, uint64_t duration_ns, uint32_t upstream_id,
+                        uint64_t upstream_ns);
 /* Time spent in chain stage `stage` (see chain.c for what is measured). */
 static inline void pc_metrics_stage(pc_metrics_shard *s, unsigned stage,
                                     uint64_t ns)
@@ -203,13 +207,36 @@ void pc_metrics_render_registry(pc_mbuf *b);
 
 #else /* PC_NO_METRICS: recording compiled out */
 
-static inline void pc_metrics_intern_config(pc_config *c) { (void)c; }
+static inline uint32_t pc_metrics_intern(pc_metrics_key kind, const char *name)
+{
+    (void)kind;
+    (void)name;
+    return PC_METRICS_ID_NONE;
+}
+static inline int pc_metrics_overflow_first(pc_metrics_key kind)
+{
+    (void)kind;
+    return 0;
+}
+static inline void pc_metrics_set_stages(const char *const *names, unsigned n)
+{
+    (void)names;
+    (void)n;
+}
 static inline pc_metrics_shard *pc_metrics_shard_new(void) { return NULL; }
 static inline void pc_metrics_shard_free(pc_metrics_shard *s) { (void)s; }
-static inline void pc_metrics_request(pc_metrics_shard *s, const pc_req *r)
+static inline void pc_metrics_request(pc_metrics_shard *s, uint32_t route_id,
+                                      unsigned method, int status,
+                                      uint64_t duration_ns, uint32_t upstream_id,
+                                      uint64_t upstream_ns)
 {
     (void)s;
-    (void)r;
+    (void)route_id;
+    (void)method;
+    (void)status;
+    (void)duration_ns;
+    (void)upstream_id;
+    (void)upstream_ns;
 }
 static inline void pc_metrics_stage(pc_metrics_shard *s, unsigned stage,
                                     uint64_t ns)

@@ -28,11 +28,11 @@ typedef struct pc_runtime {
 } pc_runtime;
 
 typedef struct pc_worker {
-    unsigned id;
+    pc_loop loop;               /* what the layers below see: id, base, the
+                                   generation (one reference), pools,
+                                   connections, stage state (loop.h) */
     pthread_t thread;
-    struct event_base *base;
     pc_runtime *rt;
-    pc_config *cfg;             /* this worker's reference to the generation */
     int *fds;                   /* listening sockets, one per cfg listen */
     struct evconnlistener **listeners;
     unsigned nlisteners;
@@ -56,17 +56,7 @@ typedef struct pc_worker {
     struct event *stop_ev;      /* activated from the main thread */
     struct event *kill_ev;
     struct event *tick_ev;      /* 1 s housekeeping */
-    int draining;
     atomic_int done;            /* the loop has returned */
-    struct pc_sock_loop *sockloop; /* write queue of this loop's sockets */
-    pc_pools *pools;            /* upstream keep-alive pools (proxy/pool.c) */
-    pc_conn *conns;             /* every client connection of this worker */
-    long nconns;
-    uint64_t rng[2];            /* xorshift128+ state for request ids */
-    void *stage_state[PC_STAGE_MAX]; /* per chain stage (caches) */
-    struct pc_metrics_shard *metrics; /* this worker's counters (core/metrics.c) */
-    struct pc_wait_table *waits; /* pc_wait cells of this worker's waiting
-                                    requests (chain.c; created on first use) */
 } pc_worker;
 
 /* Creates the worker and binds its listening sockets (SO_REUSEPORT).
@@ -99,10 +89,6 @@ int pc_listen_same(const pc_listen *a, const pc_listen *b);
  * generation only once every worker has applied this one. */
 void pc_worker_reload(pc_worker *w, pc_config *cfg, int *fds);
 
-/* Called by conn.c when a client connection closes. */
-void pc_worker_conn_closed(pc_worker *w, pc_conn *c);
-/* 32 lower-case hex digits of randomness into out (33 bytes). */
-void pc_worker_request_id(pc_worker *w, char *out);
 
 /* Per-IP connection counting (process-wide, mutex-sharded; only taken at
  * accept and close, never per request). */

@@ -14,10 +14,10 @@
 #include "portcullis/chain.h"
 #include "portcullis/headers.h"
 #include "portcullis/jwt.h"
-#include "portcullis/log.h"
+#include "portcullis/errlog.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 #define CACHE_ENTRIES 16384
 
@@ -328,7 +328,7 @@ static void *auth_configure(const pc_node *n, pc_config *c, pc_route *r,
     return a;
 }
 
-static void *auth_worker_init(pc_worker *w)
+static void *auth_worker_init(pc_loop *w)
 {
     (void)w;
     worker_state *s = pc_xcalloc(1, sizeof *s);
@@ -461,7 +461,7 @@ static pc_verdict auth_on_request(pc_req *req)
     size_t len = strlen(tok);
     if (len == 0)
         return deny(req, PC_ERR_UNAUTHORIZED, CHALLENGE, "bearer token required");
-    worker_state *ws = req->worker->stage_state[req->stage];
+    worker_state *ws = req->loop->stage_state[req->stage];
     if (ws->generation != req->cfg->generation) {
         /* Providers are addressed by pointer: a new generation starts a
          * new cache. */

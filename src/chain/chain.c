@@ -22,10 +22,10 @@
 #include <string.h>
 
 #include "portcullis/framing.h"
-#include "portcullis/log.h"
+#include "portcullis/errlog.h"
 #include "portcullis/metrics.h"
 #include "portcullis/util.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 static const pc_stage_ops *const stages[] = {
     &pc_stage_match,     /* route lookup, outcome reported by "route" */
@@ -50,6 +50,14 @@ const pc_stage_ops *pc_chain_stage(unsigned i)
     return i < NSTAGES ? stages[i] : NULL;
 }
 
+const char *const *pc_chain_stage_names(void)
+{
+    static const char *names[NSTAGES];
+    for (unsigned i = 0; i < NSTAGES; i++)
+        names[i] = stages[i]->name;
+    return names;
+}
+
 static void run(pc_req *req, unsigned from)
 {
     if (!req->stages) {
@@ -57,7 +65,7 @@ static void run(pc_req *req, unsigned from)
         req->nstages = NSTAGES;
     }
     const pc_stage_ops *const *table = req->stages;
-    pc_metrics_shard *ms = table == stages && req->worker ? req->worker->metrics : NULL;
+    pc_metrics_shard *ms = table == stages && req->loop ? req->loop->metrics : NULL;
     for (unsigned i = from; i < req->nstages; i++) {
         req->stage = i;
         req->nran = i + 1;
@@ -84,8 +92,8 @@ void pc_chain_start(pc_req *req)
  * call to the end of its wait, recorded here once (stage_ns cleared). */
 static void stage_waited(pc_req *req)
 {
-    if (req->stage_ns && req->stages == stages && req->worker)
-        pc_metrics_stage(req->worker->metrics, req->stage,
+    if (req->stage_ns && req->stages == stages && req->loop)
+        pc_metrics_stage(req->loop->metrics, req->stage,
                          pc_metrics_clock() - req->stage_ns);
     req->stage_ns = 0;
 }
@@ -173,16 +181,16 @@ void pc_chain_route_json(const pc_route *r, json_t *obj)
                                 stages[i]->route_json(r->stage_policy[i]));
 }
 
-void pc_chain_worker_init(pc_worker *w)
+void pc_chain_worker_init(pc_loop *w)
 {
     for (unsigned i = 0; i < NSTAGES; i++)
         if (stages[i]->worker_init)
             w->stage_state[i] = stages[i]->worker_init(w);
 }
 
-static void waits_free(pc_worker *w);
+static void waits_free(pc_loop *w);
 
-void pc_chain_worker_free(pc_worker *w)
+void pc_chain_worker_free(pc_loop *w)
 {
     for (unsigned i = 0; i < NSTAGES; i++)
         if (w->stage_state[i] && stages[i]->worker_free) {
@@ -404,7 +412,7 @@ static void cell_release(pc_wait_table *t, uint32_t i)
 
 pc_wait pc_wait_begin(pc_req *req, void (*cancel)(pc_req *req, unsigned stage))
 {
-    pc_worker *w = req->worker;
+    pc_loop *w = req->loop;
     if (!w->waits)
         w->waits = pc_xcalloc(1, sizeof *w->waits);
     pc_wait_table *t = w->waits;
@@ -470,7 +478,7 @@ void pc_chain_req_free(pc_req *req)
         /* The cell goes first: a cancel hook that tries to resume finds
          * its token stale. */
         void (*cancel)(pc_req *, unsigned) = x->wait_cancel;
-        cell_release(req->worker->waits, x->wait_cell - 1);
+        cell_release(req->loop->waits, x->wait_cell - 1);
         x->wait_cell = 0;
         x->wait_cancel = NULL;
         if (cancel)
@@ -483,7 +491,7 @@ void pc_chain_req_free(pc_req *req)
 }
 
 /* Every request of the worker is gone: no cell is in use. */
-static void waits_free(pc_worker *w)
+static void waits_free(pc_loop *w)
 {
     if (!w->waits)
         return;
@@ -491,3 +499,14 @@ static void waits_free(pc_worker *w)
     free(w->waits);
     w->waits = NULL;
 }
+
+const pc_stage_hooks pc_chain_config_hooks = {
+    .owns_global_key = pc_chain_owns_global_key,
+    .owns_route_key = pc_chain_owns_route_key,
+    .configure_global = pc_chain_configure_global,
+    .configure_route = pc_chain_configure_route,
+    .free_global = pc_chain_free_global,
+    .free_route = pc_chain_free_route,
+    .global_json = pc_chain_global_json,
+    .route_json = pc_chain_route_json,
+};

@@ -59,7 +59,7 @@ enum {
     BATCH = 256,             /* lines per writev (IOV_MAX is 1024) */
     ERR_RING_ENTRIES = 1024, /* per worker: error lines are rare */
     LINGER_MS = 2,           /* awake writer: time between drains */
-    ERR_LINE_MAX = 1024,     /* an error-log line, newline included */
+    ERR_LINE_MAX = PC_ERRLOG_LINE_MAX, /* an error-log line, newline included */
     SMALL = 1024,            /* line buffer size the writer hands back */
     SPARES = 512,            /* buffers an access ring can hand back */
 };
@@ -100,56 +100,10 @@ struct pc_logger {
 };
 
 pc_logger *pc_access_logger;
-static atomic_int log_level = PC_LOG_INFO;
-static atomic_int err_fd = 2;
-static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Set on a worker thread by pc_log_attach_thread: where its pc_log goes. */
+/* Set on a worker thread by pc_log_attach_thread: where its pc_log goes
+ * (through the sink below, installed in errlog.c). */
 static _Thread_local pc_logger *tl_logger;
 static _Thread_local ring *tl_errors;
-
-void pc_log_set_level(pc_log_level l)
-{
-    atomic_store(&log_level, (int)l);
-}
-
-void pc_log_set_error_fd(int fd)
-{
-    atomic_store(&err_fd, fd);
-}
-
-/* Writes every byte of iov[0..k) to fd (the entries are consumed), retrying
- * short writes and EINTR, waiting up to a second for a non-blocking fd.
- * Any other error loses the rest: a failing disk must not stop the log. */
-static void write_all(int fd, struct iovec *iov, int k)
-{
-    while (k > 0) {
-        ssize_t w = writev(fd, iov, k);
-        if (w < 0) {
-            struct pollfd p = {fd, POLLOUT, 0};
-            if (errno == EINTR ||
-                (errno == EAGAIN && poll(&p, 1, 1000) > 0))
-                continue;
-            return;
-        }
-        size_t done = (size_t)w;
-        while (k > 0 && done >= iov->iov_len) {
-            done -= iov->iov_len;
-            iov++;
-            k--;
-        }
-        if (k > 0) {
-            iov->iov_base = (char *)iov->iov_base + done;
-            iov->iov_len -= done;
-        }
-    }
-}
-
-static void err_write(struct iovec *iov, int k)
-{
-    pthread_mutex_lock(&err_lock);
-    write_all(atomic_load(&err_fd), iov, k);
-    pthread_mutex_unlock(&err_lock);
-}
 
 static void wake(pc_logger *lg)
 {
@@ -231,44 +185,25 @@ static void ring_publish(pc_logger *lg, ring *rg, size_t head, char *line)
         wake(lg);
 }
 
-void pc_log(pc_log_level l, const char *fmt, ...)
+static int sink_reserve(void *ctx, size_t *head)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    if ((int)l > atomic_load(&log_level))
-        return;
-    size_t head = 0;
-    if (tl_errors && !ring_room(tl_logger, tl_errors, &head))
-        return;
-    char buf[ERR_LINE_MAX];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n =
-        snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[l]);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof buf - 2)
-        len = sizeof buf - 2;
-    buf[len++] = '\n';
-    if (tl_errors) {
-        ring_publish(tl_logger, tl_errors, head,
-                     line_copy(tl_errors, buf, len));
-        return;
-    }
-    struct iovec iov = {buf, len};
-    err_write(&iov, 1);
+    (void)ctx;
+    return ring_room(tl_logger, tl_errors, head);
 }
+
+static void sink_put(void *ctx, size_t head, const char *line, size_t len)
+{
+    (void)ctx;
+    ring_publish(tl_logger, tl_errors, head, line_copy(tl_errors, line, len));
+}
+
+static const pc_log_sink ring_sink = {sink_reserve, sink_put, NULL};
 
 void pc_log_attach_thread(pc_logger *lg, unsigned worker_id)
 {
     tl_logger = lg && worker_id < lg->n ? lg : NULL;
     tl_errors = tl_logger ? &lg->errors[worker_id] : NULL;
+    pc_log_set_thread_sink(tl_errors ? &ring_sink : NULL);
 }
 
 static int open_file(pc_logger *lg)
@@ -305,9 +240,9 @@ static size_t flush(int fd, int locked, batch *b)
     if (k == 0)
         return 0;
     if (locked)
-        err_write(b->iov, k);
+        pc_errlog_write(b->iov, k);
     else if (fd >= 0)
-        write_all(fd, b->iov, k);
+        pc_write_all(fd, b->iov, k);
     for (int i = 0; i < k; i++)
         line_done(b->from[i], b->lines[i], b->lens[i]);
     b->k = 0;
@@ -718,9 +653,9 @@ void pc_log_access(pc_worker *w, const pc_req *r)
 {
     pc_logger *lg = pc_access_logger;
     size_t head;
-    if (!lg || !lg->access || w->id >= lg->n)
+    if (!lg || !lg->access || w->loop.id >= lg->n)
         return;
-    ring *rg = &lg->access[w->id];
+    ring *rg = &lg->access[w->loop.id];
     if (!ring_room(lg, rg, &head))
         return;
     struct timespec ts;

@@ -24,7 +24,6 @@
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
-#include "../http/conn_int.h"
 
 typedef struct pc_lctx {
     pc_worker *w;
@@ -77,7 +76,7 @@ int pc_listen_bind(const pc_listen *l, int first)
  * while draining, at max_connections, or resting after an accept error. */
 static void update_listeners(pc_worker *w)
 {
-    int on = !w->draining && !w->listeners_paused && !w->accept_backoff;
+    int on = !w->loop.draining && !w->listeners_paused && !w->accept_backoff;
     if (on == w->listeners_on)
         return;
     for (unsigned i = 0; i < w->nlisteners; i++) {
@@ -148,7 +147,7 @@ static void accept_error_cb(struct evconnlistener *lis, void *arg)
     if (w->accept_err_quiet)
         snprintf(more, sizeof more, " (%lu more since the last message)",
                  w->accept_err_quiet);
-    pc_log(PC_LOG_ERROR, "worker %u: accept on %s failed: %s%s%s", w->id,
+    pc_log(PC_LOG_ERROR, "worker %u: accept on %s failed: %s%s%s", w->loop.id,
            x->l->address, strerror(e),
            rest ? "; not accepting for " STR(ACCEPT_BACKOFF_MS) " ms" : "",
            more);
@@ -162,9 +161,9 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     lctx *x = arg;
     pc_worker *w = x->w;
     pc_runtime *rt = w->rt;
-    const pc_limits *lim = &w->cfg->limits;
+    const pc_limits *lim = &w->loop.cfg->limits;
     (void)lis;
-    if (w->draining) {
+    if (w->loop.draining) {
         close(fd);
         return;
     }
@@ -192,15 +191,15 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     long n = atomic_fetch_add(&rt->connections, 1) + 1;
-    pc_conn *c = pc_conn_accept(w, fd, sa, (socklen_t)salen,
-                                x->l->tls ? x->l->ssl_ctx : NULL);
+    pc_conn *c = pc_conn_accept(&w->loop, fd, sa, (socklen_t)salen,
+                                x->l->tls ? x->l->ssl_ctx : NULL,
+                                lim->max_connections_per_ip != 0);
     if (!c) {
         atomic_fetch_sub(&rt->connections, 1);
         if (lim->max_connections_per_ip)
             pc_ipcount_dec(rt->per_ip, a_ip, a_len);
         return;
     }
-    c->counted_ip = lim->max_connections_per_ip != 0;
     if ((uint64_t)n >= lim->max_connections && !w->listeners_paused) {
         /* "Further accepts wait": leave them in the kernel's queue. */
         w->listeners_paused = 1;
@@ -215,7 +214,7 @@ static int add_listener(pc_worker *w, size_t i, pc_listen *l, int fd)
     x->w = w;
     x->l = l;
     w->lctx[i] = x;
-    w->listeners[i] = evconnlistener_new(w->base, accept_cb, x,
+    w->listeners[i] = evconnlistener_new(w->loop.base, accept_cb, x,
                                          LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (!w->listeners[i]) {
         close(fd);
@@ -230,39 +229,47 @@ static int add_listener(pc_worker *w, size_t i, pc_listen *l, int fd)
 
 static void maybe_resume_listeners(pc_worker *w)
 {
-    if (!w->listeners_paused || w->draining)
+    if (!w->listeners_paused || w->loop.draining)
         return;
-    if ((uint64_t)atomic_load(&w->rt->connections) < w->cfg->limits.max_connections) {
+    if ((uint64_t)atomic_load(&w->rt->connections) < w->loop.cfg->limits.max_connections) {
         w->listeners_paused = 0;
         update_listeners(w);
     }
 }
 
-void pc_worker_conn_opened(pc_worker *w, pc_conn *c)
+/* loop ops: a client connection of this worker closed (front/conn.c). */
+static void loop_conn_closed(pc_loop *l, const pc_ip *peer, int counted_ip)
 {
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    pc_worker *w = (pc_worker *)l; /* the loop is the worker's first member */
+    atomic_fetch_sub(&w->rt->connections, 1);
+    if (counted_ip)
+        pc_ipcount_dec(w->rt->per_ip, peer->b, peer->family == 4 ? 4 : 16);
+    maybe_resume_listeners(w);
+    if (w->loop.draining && w->loop.nconns == 0)
+        event_base_loopexit(w->loop.base, NULL);
 }
 
-void pc_worker_conn_closed(pc_worker *w, pc_conn *c)
+/* loop ops: a request is finished: count it, then log it. */
+static void loop_request_done(pc_loop *l, pc_req *req)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    w->nconns--;
-    atomic_fetch_sub(&w->rt->connections, 1);
-    if (c->counted_ip)
-        pc_ipcount_dec(w->rt->per_ip, c->peer.b, c->peer.family == 4 ? 4 : 16);
-    maybe_resume_listeners(w);
-    if (w->draining && w->nconns == 0)
-        event_base_loopexit(w->base, NULL);
+    const pc_route *r = req->route;
+    unsigned m = req->method ? pc_metrics_method_index(req->method_bit)
+                             : PC_METRICS_METHOD_OTHER;
+    uint64_t now = pc_now_ns();
+    /* upstream_ns stays 0 when the attempt was cancelled before it ended
+     * (the client timed out or sent too much): no upstream time to show */
+    int upstream = req->upstream_target && req->upstream_ns && r && r->upstream;
+    pc_metrics_request(l->metrics, r ? r->metrics_id : PC_METRICS_ID_NONE, m,
+                       req->status, now > req->start_ns ? now - req->start_ns : 0,
+                       upstream ? r->upstream->metrics_id : PC_METRICS_ID_NONE,
+                       upstream ? req->upstream_ns : 0);
+    pc_log_access((pc_worker *)l, req);
 }
+
+static const pc_loop_ops loop_ops = {
+    .conn_closed = loop_conn_closed,
+    .request_done = loop_request_done,
+};
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -276,19 +283,14 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     pc_worker *w = arg;
     (void)fd;
     (void)what;
-    w->draining = 1;
+    w->loop.draining = 1;
     for (unsigned i = 0; i < w->nlisteners; i++) {
         evconnlistener_free(w->listeners[i]);
         w->listeners[i] = NULL;
     }
-    pc_conn *c = w->conns;
-    while (c) {
-        pc_conn *next = c->next;
-        pc_conn_drain(c);
-        c = next;
-    }
-    if (w->nconns == 0)
-        event_base_loopexit(w->base, NULL);
+    pc_conns_drain(&w->loop);
+    if (w->loop.nconns == 0)
+        event_base_loopexit(w->loop.base, NULL);
 }
 
 int pc_listen_same(const pc_listen *a, const pc_listen *b)
@@ -311,7 +313,7 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&w->reload_lock);
     if (!nc)
         return;
-    pc_config *old = w->cfg;
+    pc_config *old = w->loop.cfg;
     size_t n = nc->nlistens;
     struct evconnlistener **ls = pc_xcalloc(n ? n : 1, sizeof *ls);
     lctx **xs = pc_xcalloc(n ? n : 1, sizeof *xs);
@@ -338,8 +340,8 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
                 close(fds[i]);
         } else if (fds[i] < 0) {
             pc_log(PC_LOG_ERROR, "worker %u: no socket for %s after reload",
-                   w->id, l->address);
-        } else if (w->draining) {
+                   w->loop.id, l->address);
+        } else if (w->loop.draining) {
             close(fds[i]);
         } else if (add_listener(w, i, l, fds[i]) != 0) {
             free(xs[i]);
@@ -355,9 +357,9 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     free(old_ls);
     free(old_xs);
     free(fds);
-    w->cfg = nc;
+    w->loop.cfg = nc;
     pc_config_unref(old);
-    pc_pools_prune(w->pools, nc);
+    pc_pools_prune(w->loop.pools, nc);
     maybe_resume_listeners(w);
     atomic_store(&w->applied_generation, nc->generation);
 }
@@ -376,27 +378,26 @@ static void kill_cb(evutil_socket_t fd, short what, void *arg)
     pc_worker *w = arg;
     (void)fd;
     (void)what;
-    event_base_loopbreak(w->base);
+    event_base_loopbreak(w->loop.base);
 }
 
 pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
 {
     pc_worker *w = pc_xcalloc(1, sizeof *w);
-    w->id = id;
+    w->loop.id = id;
     w->rt = rt;
-    w->cfg = pc_config_ref(cfg);
-    w->base = event_base_new();
-    if (!w->base) {
+    w->loop.cfg = pc_config_ref(cfg);
+    w->loop.base = event_base_new();
+    if (!w->loop.base) {
         pc_log(PC_LOG_ERROR, "cannot create event loop");
         goto fail;
     }
-    if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng) {
-        w->rng[0] = pc_now_ns() ^ ((uint64_t)id << 32);
-        w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
-    }
-    w->rng[0] |= 1;
+    w->loop.ops = &loop_ops;
+    pc_loop_seed(&w->loop);
+    if (id == 0) /* before any worker thread runs or anyone scrapes */
+        pc_metrics_set_stages(pc_chain_stage_names(), pc_chain_nstages());
     w->listeners_on = 1; /* evconnlistener_new enables them */
-    w->backoff_ev = evtimer_new(w->base, backoff_cb, w);
+    w->backoff_ev = evtimer_new(w->loop.base, backoff_cb, w);
     w->listeners = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->listeners);
     w->lctx = pc_xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof *w->lctx);
     pthread_mutex_init(&w->reload_lock, NULL);
@@ -417,14 +418,14 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
         if (add_listener(w, i, l, fd) != 0)
             goto fail;
     }
-    w->sockloop = pc_sock_loop_new(w->base);
-    pc_chain_worker_init(w);
-    w->metrics = pc_metrics_shard_new();
-    w->pools = pc_pools_new(w->sockloop);
-    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
-    w->kill_ev = event_new(w->base, -1, 0, kill_cb, w);
-    w->tick_ev = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
-    w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+    w->loop.sockloop = pc_sock_loop_new(w->loop.base);
+    pc_chain_worker_init(&w->loop);
+    w->loop.metrics = pc_metrics_shard_new();
+    w->loop.pools = pc_pools_new(w->loop.sockloop);
+    w->stop_ev = event_new(w->loop.base, -1, 0, stop_cb, w);
+    w->kill_ev = event_new(w->loop.base, -1, 0, kill_cb, w);
+    w->tick_ev = event_new(w->loop.base, -1, EV_PERSIST, tick_cb, w);
+    w->reload_ev = event_new(w->loop.base, -1, 0, reload_cb, w);
     struct timeval sec = {1, 0};
     event_add(w->tick_ev, &sec);
     return w;
@@ -436,8 +437,8 @@ fail:
 static void *thread_main(void *arg)
 {
     pc_worker *w = arg;
-    pc_log_attach_thread(pc_access_logger, w->id);
-    event_base_dispatch(w->base);
+    pc_log_attach_thread(pc_access_logger, w->loop.id);
+    event_base_dispatch(w->loop.base);
     atomic_store(&w->done, 1);
     return NULL;
 }
@@ -445,7 +446,7 @@ static void *thread_main(void *arg)
 int pc_worker_start(pc_worker *w)
 {
     if (pthread_create(&w->thread, NULL, thread_main, w) != 0) {
-        pc_log(PC_LOG_ERROR, "cannot start worker thread %u", w->id);
+        pc_log(PC_LOG_ERROR, "cannot start worker thread %u", w->loop.id);
         return -1;
     }
     return 0;
@@ -471,8 +472,7 @@ void pc_worker_join_free(pc_worker *w)
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);
     /* Connections still open after a forced stop (shutdown_timeout). */
-    while (w->conns)
-        pc_conn_close_now(w->conns);
+    pc_conns_close_now(&w->loop);
     if (w->lctx)
         for (unsigned i = 0; i < w->nlisteners; i++)
             free(w->lctx[i]);
@@ -495,30 +495,13 @@ void pc_worker_join_free(pc_worker *w)
         event_free(w->tick_ev);
     if (w->backoff_ev)
         event_free(w->backoff_ev);
-    pc_pools_free(w->pools);
-    pc_chain_worker_free(w);
-    pc_metrics_shard_free(w->metrics);
-    pc_sock_loop_free(w->sockloop);
+    pc_pools_free(w->loop.pools);
+    pc_chain_worker_free(&w->loop);
+    pc_metrics_shard_free(w->loop.metrics);
+    pc_sock_loop_free(w->loop.sockloop);
     free(w->listeners);
-    pc_config_unref(w->cfg);
-    if (w->base)
-        event_base_free(w->base);
+    pc_config_unref(w->loop.cfg);
+    if (w->loop.base)
+        event_base_free(w->loop.base);
     free(w);
-}
-
-void pc_worker_request_id(pc_worker *w, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int k = 0; k < 2; k++) {
-        /* xorshift128+ */
-        uint64_t s1 = w->rng[0];
-        const uint64_t s0 = w->rng[1];
-        w->rng[0] = s0;
-        s1 ^= s1 << 23;
-        w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-        uint64_t v = w->rng[1] + s0;
-        for (int i = 0; i < 16; i++)
-            out[k * 16 + i] = hex[(v >> (i * 4)) & 15];
-    }
-    out[32] = '\0';
 }

@@ -22,10 +22,10 @@
 #include "portcullis/headscan.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
-#include "portcullis/log.h"
+#include "portcullis/errlog.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 #define REPLAY_MAX (64 * 1024)
 #define UP_READ_HWM (64 * 1024)
@@ -161,7 +161,7 @@ static void attempt_failed(fwd *f, failure why)
         }
         if (why != F_TIMEOUT && why != F_INVALID && idempotent(r) &&
             f->attempts <= f->up->retries) {
-            int i = pc_balance_pick(r->worker->pools, r->cfg, f->up, &r->client,
+            int i = pc_balance_pick(r->loop->pools, r->cfg, f->up, &r->client,
                                     f->tried);
             if (i >= 0) {
                 f->target = &f->up->targets[i];
@@ -295,7 +295,7 @@ static void start_attempt(fwd *f)
 {
     pc_req *r = f->req;
     size_t idx = f->target->index;
-    pc_pool *p = pc_pool_get(r->worker->pools, f->target->pool_key);
+    pc_pool *p = pc_pool_get(r->loop->pools, f->target->pool_key);
     attempt_reset(f);
     f->attempts++;
     if (idx < 64)
@@ -325,7 +325,7 @@ static void start_attempt(fwd *f)
 void pc_proxy_start(pc_req *r)
 {
     const pc_upstream *u = r->route->upstream;
-    int i = pc_balance_pick(r->worker->pools, r->cfg, u, &r->client, 0);
+    int i = pc_balance_pick(r->loop->pools, r->cfg, u, &r->client, 0);
     if (i < 0) {
         r->sink->error(r, PC_ERR_UPSTREAM_UNAVAILABLE, NULL);
         return;

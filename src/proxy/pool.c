@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "pool_int.h"
-#include "portcullis/log.h"
+#include "portcullis/errlog.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 

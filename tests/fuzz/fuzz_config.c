@@ -1,12 +1,13 @@
 /* fuzz_config.c: libFuzzer target for configuration loading, the code -t
  * and the start run on an operator's file: YAML into the node tree
- * (core/node.c), every block checked (core/config*.c and the chain stages'
+ * (config/node.c), every block checked (config/config*.c and the chain stages'
  * blocks), the JSON view of /admin/config, then freeing. A loaded config
  * must produce JSON; a failed one must have said why. */
 #include <jansson.h>
 #include <stdlib.h>
 
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/node.h"
 #include "portcullis/tls.h"
 

@@ -1,6 +1,6 @@
 /* fuzz_http.c: libFuzzer target for the HTTP request path with a smuggling
  * oracle. The input is the bytes one client sends on one connection; they
- * go through the real connection code (http/conn.c, http/request.c,
+ * go through the real connection code (front/conn.c, front/request.c,
  * llhttp, framing, the chain, proxy/forward.c and the pools) of one
  * worker, to a recording upstream in this process (gw_harness.h), which
  * parses every request it receives with the reference parser (ref_http.h)

@@ -1,7 +1,7 @@
 /* fuzz_response.c: libFuzzer target for the response path: the input is
  * what an upstream sends back, through the real proxy code
  * (proxy/forward.c: llhttp for heads, http/framing.c, lib/chunked.c,
- * proxy/pool.c) and the client side of http/conn.c, to a client that sent
+ * proxy/pool.c) and the client side of front/conn.c, to a client that sent
  * one or two pipelined requests on one connection (gw_harness.h).
  *
  * Input: byte 0 is flags, the rest the upstream's bytes:

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
 #include "portcullis/node.h"
@@ -175,7 +176,7 @@ static inline int fz_gw_client(fz_gw *g)
     if (getsockopt(cfd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0)
         fz_fail("harness: client connect: %s", strerror(err));
     atomic_fetch_add(&g->rt.connections, 1);
-    if (!pc_conn_accept(g->w, sfd, (struct sockaddr *)&peer, plen, NULL))
+    if (!pc_conn_accept(&g->w->loop, sfd, (struct sockaddr *)&peer, plen, NULL, 0))
         abort();
     return cfd;
 }
@@ -185,7 +186,7 @@ static inline unsigned fz_gw_pool_idle(fz_gw *g)
 {
     unsigned active = 0, idle = 0;
     const pc_target *t = &g->rt.cfg->upstreams[0].targets[0];
-    pc_pools_counts(g->w->pools, t->pool_key, &active, &idle);
+    pc_pools_counts(g->w->loop.pools, t->pool_key, &active, &idle);
     return idle;
 }
 
@@ -372,7 +373,7 @@ static inline int fz_client_write(fz_client *cl, fz_gw *g, fz_up *u,
         } else if (++stuck > 10000) {
             return -1; /* the gateway stopped reading for good */
         }
-        event_base_loop(g->w->base, EVLOOP_NONBLOCK);
+        event_base_loop(g->w->loop.base, EVLOOP_NONBLOCK);
         fz_up_pump(u);
         fz_client_read(cl);
     }
@@ -382,11 +383,11 @@ static inline int fz_client_write(fz_client *cl, fz_gw *g, fz_up *u,
 /* One round of everything; 1 when anything moved. */
 static inline int fz_round(fz_gw *g, fz_up *u, fz_client *cl)
 {
-    long before = g->w->nconns;
-    event_base_loop(g->w->base, EVLOOP_NONBLOCK);
+    long before = g->w->loop.nconns;
+    event_base_loop(g->w->loop.base, EVLOOP_NONBLOCK);
     int moved = fz_up_pump(u);
     moved |= fz_client_read(cl);
-    return moved || g->w->nconns != before;
+    return moved || g->w->loop.nconns != before;
 }
 
 /* Rounds until FZ_QUIET_ROUNDS in a row moved nothing (and, with
@@ -398,7 +399,7 @@ static inline int fz_settle(fz_gw *g, fz_up *u, fz_client *cl, int until_closed,
     int idle = 0;
     for (int r = 0; r < max_rounds; r++) {
         idle = fz_round(g, u, cl) ? 0 : idle + 1;
-        if (idle >= FZ_QUIET_ROUNDS && (!until_closed || g->w->nconns == 0))
+        if (idle >= FZ_QUIET_ROUNDS && (!until_closed || g->w->loop.nconns == 0))
             return 1;
     }
     return 0;
@@ -409,14 +410,14 @@ static inline int fz_settle(fz_gw *g, fz_up *u, fz_client *cl, int until_closed,
  * input starts from the same state. */
 static inline void fz_teardown(fz_gw *g, fz_up *u, fz_client *cl)
 {
-    while (g->w->conns)
-        pc_conn_close_now(g->w->conns);
+    while (g->w->loop.conns)
+        pc_conn_close_now(g->w->loop.conns);
     if (cl->fd >= 0)
         close(cl->fd);
     cl->fd = -1;
     fz_up_close_all(u);
     for (int r = 0; r < 1000 && fz_gw_pool_idle(g) > 0; r++) {
-        event_base_loop(g->w->base, EVLOOP_NONBLOCK);
+        event_base_loop(g->w->loop.base, EVLOOP_NONBLOCK);
         fz_up_pump(u);
     }
     if (fz_gw_pool_idle(g) > 0)

@@ -4,10 +4,10 @@
  *   fake_env   a generation loaded by the real loader (pc_config_load) from
  *              a YAML string written into a fresh temporary directory
  *              (with any key/schema files the test writes beside it), and
- *              a zeroed pc_worker whose stage_state is filled by
+ *              a zeroed pc_loop whose stage_state is filled by
  *              pc_chain_worker_init (the stages' per-worker caches need no
  *              event base).
- *   fake_req   a request head filled the way http/request.c fills it
+ *   fake_req   a request head filled the way front/request.c fills it
  *              (method bit, normalised path, query, host/hostname, headers,
  *              peer/client and their text, body framing decided by the real
  *              pc_framing_request, request id, max_body), pinning one
@@ -50,6 +50,7 @@
 
 #include "portcullis/chain.h"
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/errors.h"
 #include "portcullis/framing.h"
 #include "portcullis/headers.h"
@@ -76,7 +77,7 @@ typedef struct fake_env {
     char *files[FAKE_MAX_FILES];    /* absolute paths written, unlinked at free */
     size_t nfiles;
     pc_config *cfg;                 /* the environment's reference */
-    pc_worker worker;               /* zeroed; stage_state via the chain */
+    pc_loop worker;                 /* zeroed; stage_state via the chain */
     int worker_ready;
 } fake_env;
 
@@ -367,7 +368,7 @@ FAKE_UNUSED static void fake_peer(pc_req *req, const char *addr)
     fake_set_ip(&req->client, req->client_text, sizeof req->client_text, addr);
 }
 
-/* The client address alone (what http/request.c derives from
+/* The client address alone (what front/request.c derives from
  * X-Forwarded-For when the peer is a trusted proxy). */
 FAKE_UNUSED static void fake_client(pc_req *req, const char *addr)
 {
@@ -404,7 +405,7 @@ FAKE_UNUSED static void fake_host(pc_req *req, const char *authority)
 }
 
 /* Body framing from the request's headers by the real decision
- * (pc_framing_request), as http/request.c makes it. */
+ * (pc_framing_request), as front/request.c makes it. */
 static void fake_reframe(pc_req *req)
 {
     const char *why = NULL;
@@ -468,7 +469,7 @@ FAKE_UNUSED static pc_req *fake_req_new(fake_env *e, const char *method,
     pc_req *req = pc_arena_alloc(a, sizeof *req);
     memset(req, 0, sizeof *req);
     req->arena = a;
-    req->worker = &e->worker;
+    req->loop = &e->worker;
     req->cfg = pc_config_ref(e->cfg);
     req->start_ns = pc_now_ns();
     req->method = pc_arena_strndup(a, method, strlen(method));

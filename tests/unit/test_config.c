@@ -1,4 +1,4 @@
-/* test_config.c: the configuration loader (src/core/config*.c): a full valid
+/* test_config.c: the configuration loader (src/config/config*.c): a full valid
  * file read back, defaults, every class of error with its exact
  * "FILE:LINE:COL: message", TLS hooks, and the masked JSON view. */
 #include <arpa/inet.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/tls.h"
 
 static char path[256];

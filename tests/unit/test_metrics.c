@@ -1,4 +1,4 @@
-/* test_metrics.c: the metrics registry and its text (core/metrics*.c,
+/* test_metrics.c: the metrics registry and its text (lib/metrics*.c,
  * issue 9): method labels, histogram bucket edges, label escaping, exact
  * seconds, name interning (stable across generations, bounded), shard
  * sums across concurrently writing workers (and after a shard is freed),
@@ -13,6 +13,7 @@
 
 #include "portcullis/chain.h"
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/http.h"
 #include "portcullis/metrics.h"
 #include "portcullis/node.h"
@@ -146,6 +147,7 @@ Test(metrics, interning_is_stable)
     cr_assert_str_eq(pc_metrics_id_name(PC_MKEY_UPSTREAM, u), "users");
     cr_assert_eq(pc_metrics_intern(PC_MKEY_UPSTREAM, "users"), u);
     /* stage ids are the chain's table indexes */
+    pc_metrics_set_stages(pc_chain_stage_names(), pc_chain_nstages());
     cr_assert_eq(pc_metrics_nids(PC_MKEY_STAGE), pc_chain_nstages());
     cr_assert_str_eq(pc_metrics_id_name(PC_MKEY_STAGE, 0),
                      pc_chain_stage(0)->name);
@@ -212,8 +214,11 @@ Test(metrics, id_cap_shares_the_overflow_label)
         cr_assert_eq(last, i);
     }
     cr_assert_null(pc_metrics_id_name(PC_MKEY_UPSTREAM, PC_METRICS_ID_OVERFLOW));
+    cr_assert_eq(pc_metrics_overflow_first(PC_MKEY_UPSTREAM), 0);
     cr_assert_eq(pc_metrics_intern(PC_MKEY_UPSTREAM, "one-too-many"),
                  PC_METRICS_ID_OVERFLOW);
+    cr_assert_eq(pc_metrics_overflow_first(PC_MKEY_UPSTREAM), 1); /* warn once */
+    cr_assert_eq(pc_metrics_overflow_first(PC_MKEY_UPSTREAM), 0);
     cr_assert_eq(pc_metrics_intern(PC_MKEY_UPSTREAM, "two-too-many"),
                  PC_METRICS_ID_OVERFLOW);
     cr_assert_str_eq(pc_metrics_id_name(PC_MKEY_UPSTREAM, PC_METRICS_ID_OVERFLOW),
@@ -345,30 +350,18 @@ Test(metrics, request_end)
     up.metrics_id = pc_metrics_intern(PC_MKEY_UPSTREAM, up.name);
     pc_route rt = {.name = "orders", .upstream = &up};
     rt.metrics_id = pc_metrics_intern(PC_MKEY_ROUTE, rt.name);
-    pc_req r;
-    memset(&r, 0, sizeof r);
-    r.route = &rt;
-    r.method = "PATCH";
-    r.method_bit = PC_M_PATCH;
-    r.status = 201;
-    r.start_ns = pc_now_ns() - 3000000; /* 3 ms ago */
-    r.upstream_target = "http://127.0.0.1:9";
-    r.upstream_ns = 2000000;
-    pc_metrics_request(s, &r);
+    /* what core/worker.c hands over at the end of a request */
+    pc_metrics_request(s, rt.metrics_id, pc_metrics_method_index(PC_M_PATCH), 201,
+                       3000000, up.metrics_id, 2000000);
     /* unmatched, odd method, not sent upstream */
-    pc_req u;
-    memset(&u, 0, sizeof u);
-    u.method = "BREW";
-    u.method_bit = PC_M_OTHER;
-    u.status = 404;
-    u.start_ns = pc_now_ns();
-    pc_metrics_request(s, &u);
-    u.method = NULL; /* a request line that did not parse */
-    u.method_bit = 0;
-    u.status = 400;
-    pc_metrics_request(s, &u);
-    u.status = -5; /* never sent: counted as status 0, not cast blindly */
-    pc_metrics_request(s, &u);
+    pc_metrics_request(s, PC_METRICS_ID_NONE, pc_metrics_method_index(PC_M_OTHER),
+                       404, 0, PC_METRICS_ID_NONE, 0);
+    /* a request line that did not parse */
+    pc_metrics_request(s, PC_METRICS_ID_NONE, PC_METRICS_METHOD_OTHER, 400, 0,
+                       PC_METRICS_ID_NONE, 0);
+    /* never sent: counted as status 0, not cast blindly */
+    pc_metrics_request(s, PC_METRICS_ID_NONE, PC_METRICS_METHOD_OTHER, -5, 0,
+                       PC_METRICS_ID_NONE, 0);
 
     cr_assert_eq(pc_metrics_counter_get(PC_MC_REQUESTS, rt.metrics_id,
                                         PC_METRICS_METHOD_PATCH, 201),
@@ -420,6 +413,7 @@ Test(metrics, render)
     pc_metrics_count_reload(1);
     pc_metrics_count_reload(0);
     pc_metrics_count_reload(1);
+    pc_metrics_set_stages(pc_chain_stage_names(), pc_chain_nstages());
     pc_metrics_gauges g = {.connections_active = 7, .log_dropped = 42};
     size_t len;
     char *t = pc_metrics_render(&g, &len);

@@ -1,4 +1,4 @@
-/* test_node.c: the YAML loader (src/core/node.c): positions, ${ENV}
+/* test_node.c: the YAML loader (src/config/node.c): positions, ${ENV}
  * expansion, rejected YAML features, file errors, and the typed readers,
  * checked against their exact "FILE:LINE:COL: message" output. */
 #include <criterion/criterion.h>

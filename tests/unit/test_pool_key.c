@@ -1,4 +1,4 @@
-/* test_pool_key.c: pc_target.pool_key (core/config_upstream.c), the name
+/* test_pool_key.c: pc_target.pool_key (config/config_upstream.c), the name
  * of a target's connection pools: targets share pooled connections only
  * when their keys are equal, so the key must differ whenever the connection
  * made would (URL, address, tls_verify, CA file contents) and stay the same
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "portcullis/config.h"
+#include "portcullis/loader.h"
 #include "portcullis/tls.h"
 
 static char dir[] = "/tmp/pc_pool_key_XXXXXX";

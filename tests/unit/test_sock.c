@@ -1,4 +1,4 @@
-/* test_sock.c: pc_sock (core/sock.c) reading TLS peers that write records
+/* test_sock.c: pc_sock (net/sock.c) reading TLS peers that write records
  * smaller than 16 KiB. SSL_read returns one record at a time and OpenSSL
  * tops a partial record up by reading exactly the bytes it misses, so a
  * short SSL_read does not mean the kernel is drained: with edge-triggered
@@ -49,7 +49,7 @@ static void make_cert(void)
     cr_assert(X509_sign(cert, key, EVP_sha256()) > 0);
 }
 
-/* Contexts set up as src/http/tls.c sets the gateway's (read-ahead on,
+/* Contexts set up as src/net/tls.c sets the gateway's (read-ahead on,
  * buffers released), for both ends. */
 static SSL_CTX *ctx_new(int server)
 {

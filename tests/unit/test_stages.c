@@ -456,7 +456,7 @@ Test(stages, acl_global_block_answers_before_404)
     fake_env_free(e);
 }
 
-/* The client address is what http/request.c derives from X-Forwarded-For
+/* The client address is what front/request.c derives from X-Forwarded-For
  * when the peer is in trusted_proxies (fake_client stands for that step,
  * which is static there); acl must judge the client, never the proxy. */
 Test(stages, acl_judges_forwarded_client_not_trusted_proxy)

@@ -8,9 +8,10 @@
 
 #include "portcullis/headscan.h"
 #include "portcullis/http.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 typedef struct pc_sock pc_sock;
+typedef struct pc_conn pc_conn;
 
 typedef struct pc_buf {
     char *p;
@@ -25,7 +26,7 @@ typedef struct pc_scratch {
 } pc_scratch;
 
 struct pc_conn {
-    pc_worker *w;
+    pc_loop *loop;
     pc_sock *sock;
     pc_conn *prev, *next;      /* worker's list */
     llhttp_t parser;

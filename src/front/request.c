@@ -14,7 +14,7 @@
 #include "portcullis/headers.h"
 #include "portcullis/pathnorm.h"
 #include "portcullis/util.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 #define MAX_URI 8192
 

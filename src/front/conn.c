@@ -32,11 +32,10 @@
 #include "portcullis/headscan.h"
 #include "portcullis/headers.h"
 #include "portcullis/hwrite.h"
-#include "portcullis/log.h"
-#include "portcullis/metrics.h"
+#include "portcullis/errlog.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
-#include "portcullis/worker.h"
+#include "portcullis/loop.h"
 
 #define READ_HWM (64 * 1024)
 #define BODY_HWM PC_BODY_HWM
@@ -49,8 +48,10 @@ static void set_read_timeout(pc_conn *c, uint64_t ms)
 {
     /* The send side gets client_body_timeout too: a client that stops
      * reading its response is as stuck as one that stops sending. */
-    pc_sock_set_timeouts(c->sock, ms, c->w->cfg->limits.client_body_timeout);
+    pc_sock_set_timeouts(c->sock, ms, c->loop->cfg->limits.client_body_timeout);
 }
+
+static void conn_closed(pc_conn *c);
 
 static void conn_free(pc_conn *c)
 {
@@ -59,7 +60,7 @@ static void conn_free(pc_conn *c)
     pc_scratch_free(c);
     pc_sock_free(c->sock);
     pc_config_unref(c->tls_gen);
-    pc_worker_conn_closed(c->w, c);
+    conn_closed(c);
     free(c);
 }
 
@@ -94,8 +95,8 @@ pc_req *pc_conn_new_req(pc_conn *c)
     pc_req *r = pc_arena_alloc(a, sizeof *r);
     memset(r, 0, sizeof *r);
     r->arena = a;
-    r->worker = c->w;
-    r->cfg = pc_config_ref(c->w->cfg);
+    r->loop = c->loop;
+    r->cfg = pc_config_ref(c->loop->cfg);
     r->start_ns = pc_now_ns();
     r->max_body = r->cfg->limits.max_body_bytes;
     r->tls = c->tls;
@@ -105,7 +106,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->sink_ctx = c;
     if (c->tls)
         r->tls_version = SSL_get_version(pc_sock_ssl(c->sock));
-    pc_worker_request_id(c->w, r->request_id);
+    pc_loop_request_id(c->loop, r->request_id);
     c->req = r;
     c->head_bytes = c->body_bytes = c->raw_left = 0;
     c->ck = NULL;
@@ -114,9 +115,9 @@ pc_req *pc_conn_new_req(pc_conn *c)
     c->msg_done = c->resp_started = c->resp_chunked = 0;
     c->fail = PC_ERR_NONE;
     c->fail_msg = NULL;
-    c->header_deadline = r->start_ns + c->w->cfg->limits.client_header_timeout *
+    c->header_deadline = r->start_ns + c->loop->cfg->limits.client_header_timeout *
                                            1000000ull;
-    set_read_timeout(c, c->w->cfg->limits.client_header_timeout);
+    set_read_timeout(c, c->loop->cfg->limits.client_header_timeout);
     return r;
 }
 
@@ -169,10 +170,9 @@ static void scan_reset(pc_conn *c)
 static void finish_request(pc_conn *c)
 {
     pc_req *r = c->req;
-    int keep = c->keepalive && c->msg_done && !c->peer_eof && !c->w->draining;
+    int keep = c->keepalive && c->msg_done && !c->peer_eof && !c->loop->draining;
     if (r) {
-        pc_metrics_request(c->w->metrics, r);
-        pc_log_access(c->w, r);
+        c->loop->ops->request_done(c->loop, r);
         pc_conn_free_req(c);
     }
     scan_reset(c);
@@ -180,7 +180,7 @@ static void finish_request(pc_conn *c)
         close_later(c);
         return;
     }
-    set_read_timeout(c, c->w->cfg->limits.keepalive_timeout);
+    set_read_timeout(c, c->loop->cfg->limits.keepalive_timeout);
     parser_init(c);
     pc_sock_read(c->sock, 1);
     /* Pipelined bytes may already be waiting; do not recurse into the
@@ -342,7 +342,7 @@ static void conn_process(pc_conn *c)
              * request: its deadline and its byte count. */
             pc_conn_new_req(c);
         if (in_head) {
-            uint64_t max = c->w->cfg->limits.max_header_bytes;
+            uint64_t max = c->loop->cfg->limits.max_header_bytes;
             if (c->head_bytes + len > max + 1)
                 len = (size_t)(max + 1 - c->head_bytes);
             /* Line discipline first (bare CR or LF, obs-fold: lib/headscan):
@@ -390,7 +390,7 @@ static void conn_process(pc_conn *c)
             return;
         }
         if (in_head && !c->head_ready &&
-            c->head_bytes > c->w->cfg->limits.max_header_bytes) {
+            c->head_bytes > c->loop->cfg->limits.max_header_bytes) {
             fail_request(c, PC_ERR_HEADERS_TOO_LARGE, NULL);
             return;
         }
@@ -456,13 +456,36 @@ static void event_cb(pc_sock *s, short what, void *arg)
     c->keepalive = 0;
 }
 
+/* The loop's list of connections (pc_loop.conns). */
+static void conn_opened(pc_loop *l, pc_conn *c)
+{
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->nconns++;
+}
+
+static void conn_closed(pc_conn *c)
+{
+    pc_loop *l = c->loop;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    l->nconns--;
+    l->ops->conn_closed(l, &c->peer, c->counted_ip);
+}
+
 /* Called by the worker for each accepted socket. */
-pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
+pc_conn *pc_conn_accept(pc_loop *w, evutil_socket_t fd,
                         const struct sockaddr *sa, socklen_t salen,
-                        SSL_CTX *ssl_ctx)
+                        SSL_CTX *ssl_ctx, int counted_ip)
 {
     pc_conn *c = pc_xcalloc(1, sizeof *c);
-    c->w = w;
+    c->loop = w;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const void *)sa;
         c->peer.family = 4;
@@ -498,7 +521,8 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
     if (ssl) /* the SNI table and certificates the handshake uses belong to
                 this generation: keep it while the connection lives */
         c->tls_gen = pc_config_ref(w->cfg);
-    pc_worker_conn_opened(w, c);
+    c->counted_ip = counted_ip != 0;
+    conn_opened(w, c);
     pc_sock_setcb(c->sock, read_cb, write_cb, event_cb, c);
     pc_sock_set_read_hwm(c->sock, READ_HWM);
     pc_sock_set_write_lwm(c->sock, OUT_LWM);
@@ -512,6 +536,22 @@ pc_conn *pc_conn_accept(pc_worker *w, evutil_socket_t fd,
 void pc_conn_close_now(pc_conn *c)
 {
     conn_free(c);
+}
+
+void pc_conns_close_now(pc_loop *l)
+{
+    while (l->conns)
+        conn_free(l->conns);
+}
+
+void pc_conns_drain(pc_loop *l)
+{
+    pc_conn *c = l->conns;
+    while (c) {
+        pc_conn *next = c->next;
+        pc_conn_drain(c);
+        c = next;
+    }
 }
 
 /* Graceful stop: idle connections close now, busy ones after their
@@ -535,7 +575,7 @@ static void sink_head(pc_req *r, pc_resp *resp)
     c->resp_started = 1;
     pc_headers_downstream(&resp->headers, r->arena,
                           r->route ? &r->route->resp_headers : NULL);
-    if (!c->msg_done || c->w->draining)
+    if (!c->msg_done || c->loop->draining)
         c->keepalive = 0;
     write_head(c, r, resp);
 }
@@ -645,7 +685,7 @@ static void sink_error(pc_req *r, pc_errcode e, const char *msg)
         pc_conn_free_req(c);
         return;
     }
-    int close = !c->msg_done || !c->keepalive || c->w->draining;
+    int close = !c->msg_done || !c->keepalive || c->loop->draining;
     if (close)
         c->keepalive = 0;
     write_error(c, e, msg, close);
@@ -677,7 +717,7 @@ static void sink_start_body(pc_req *r)
     if (r->expect_continue && r->http_minor >= 1 && !c->msg_done)
         evbuffer_add(pc_sock_output(c->sock),
                      "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    set_read_timeout(c, c->w->cfg->limits.client_body_timeout);
+    set_read_timeout(c, c->loop->cfg->limits.client_body_timeout);
     pc_sock_read(c->sock, 1);
     pc_sock_trigger_read(c->sock);
 }

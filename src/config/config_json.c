@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "portcullis/chain.h"
 #include "config_int.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
@@ -185,7 +184,7 @@ static json_t *methods_json(uint32_t mask)
     return a;
 }
 
-static json_t *route_json(const pc_route *r)
+static json_t *route_json(const pc_config *c, const pc_route *r)
 {
     json_t *match =
         json_pack("{s:o,s:s,s:o,s:o}", "path", str_or_null(r->path), "type",
@@ -202,7 +201,8 @@ static json_t *route_json(const pc_route *r)
                         json_pack("{s:o,s:o}", "request",
                                   rules_json(&r->req_headers), "response",
                                   rules_json(&r->resp_headers)));
-    pc_chain_route_json(r, o);
+    if (c->hooks->route_json)
+        c->hooks->route_json(r, o);
     return o;
 }
 
@@ -414,9 +414,10 @@ json_t *pc_config_to_json(const pc_config *c)
     json_object_set_new(o, "upstreams", ups);
     json_t *routes = json_array();
     for (size_t i = 0; i < c->nroutes; i++)
-        json_array_append_new(routes, route_json(&c->routes[i]));
+        json_array_append_new(routes, route_json(c, &c->routes[i]));
     json_object_set_new(o, "routes", routes);
-    pc_chain_global_json(c, o);
+    if (c->hooks->global_json)
+        c->hooks->global_json(c, o);
     if (c->env_mask)
         overlay(json_object_get(c->env_mask, "at"), o);
     hide_texts(o, c->env_mask ? json_object_get(c->env_mask, "text") : NULL);

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "config_int.h"
-#include "portcullis/chain.h"
 #include "portcullis/metrics.h"
 #include "portcullis/tls.h"
 #include "portcullis/units.h"
@@ -74,7 +73,7 @@ void pc_config_check_stage_block(const pc_node *map, const char *const *keys,
     for (size_t i = 0; keys && keys[i] && na < 40; i++)
         allowed[na++] = keys[i];
     for (size_t i = 0; later && later[i] && na < 47 && nr < 47; i++) {
-        if (owned(later[i]))
+        if (owned && owned(later[i]))
             allowed[na++] = later[i];
         else
             rest[nr++] = later[i];
@@ -615,7 +614,8 @@ static void config_free(pc_config *c)
     free(c->trusted_proxies_text);
     free(c->log.access);
     pc_config_free_routes(c);
-    pc_chain_free_global(c);
+    if (c->hooks->free_global)
+        c->hooks->free_global(c);
     pc_config_free_upstreams(c);
     json_decref(c->env_mask);
     free(c->file);
@@ -623,8 +623,27 @@ static void config_free(pc_config *c)
     free(c);
 }
 
-pc_config *pc_config_from_node(const pc_node *root, const char *file,
-                               pc_errors *err)
+/* Stable metric label ids for every route and upstream name (metrics.h),
+ * so that series survive reloads; warns once per kind past the cap. */
+static void intern_metric_names(pc_config *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        c->upstreams[i].metrics_id =
+            pc_metrics_intern(PC_MKEY_UPSTREAM, c->upstreams[i].name);
+    for (size_t i = 0; i < c->nroutes; i++)
+        c->routes[i].metrics_id =
+            pc_metrics_intern(PC_MKEY_ROUTE, c->routes[i].name);
+    static const char *const what[] = {"route", "upstream"};
+    for (int k = PC_MKEY_ROUTE; k <= PC_MKEY_UPSTREAM; k++)
+        if (pc_metrics_overflow_first((pc_metrics_key)k))
+            pc_log(PC_LOG_WARN,
+                   "metrics: more than %u %s names since start: later ones "
+                   "share the label \"%s\"",
+                   PC_METRICS_MAX_IDS - 2, what[k], PC_METRICS_OVERFLOW_LABEL);
+}
+
+pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
+                                    const pc_stage_hooks *hooks, pc_errors *err)
 {
     static const char *const keys[] = {"workers",         "listen", "admin",
                                        "trusted_proxies", "limits", "log",
@@ -633,9 +652,11 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
                                         "acl",      "rate_limit", "validate",
                                         "webhooks", NULL};
     size_t before = err->n;
+    static const pc_stage_hooks none;
     pc_config *c = pc_xcalloc(1, sizeof *c);
     atomic_init(&c->refs, 1);
     c->generation = 1;
+    c->hooks = hooks ? hooks : &none;
     c->file = pc_xstrdup(file ? file : "<config>");
     c->dir = config_dir(file);
     c->trusted_proxies = pc_cidr_set_new();
@@ -647,7 +668,7 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
         config_free(c);
         return NULL;
     }
-    pc_config_check_stage_block(root, keys, later, pc_chain_owns_global_key,
+    pc_config_check_stage_block(root, keys, later, c->hooks->owns_global_key,
                                 NULL, err);
     read_workers(c, pc_node_get(root, "workers"), err);
     read_listens(c, root, pc_node_get(root, "listen"), err);
@@ -660,7 +681,8 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
     read_log(c, pc_node_get(root, "log"), err);
     if ((n = pc_node_get(root, "upstreams")))
         pc_config_read_upstreams(c, n, err);
-    pc_chain_configure_global(c, root, err);
+    if (c->hooks->configure_global)
+        c->hooks->configure_global(c, root, err);
     if ((n = pc_node_get(root, "routes")))
         pc_config_read_routes(c, n, err);
     if (err->n != before) {
@@ -670,7 +692,7 @@ pc_config *pc_config_from_node(const pc_node *root, const char *file,
     if (!c->trie) /* no routes: every request gets 404, from an empty trie */
         c->trie = pc_trie_new();
     c->env_mask = pc_config_env_mask(root);
-    pc_metrics_intern_config(c);
+    intern_metric_names(c);
     return c;
 }
 
@@ -716,7 +738,8 @@ static void sort_errors(pc_errors *err, size_t from)
     free(v);
 }
 
-pc_config *pc_config_load(const char *file, pc_errors *err)
+pc_config *pc_config_load_with(const char *file, const pc_stage_hooks *hooks,
+                               pc_errors *err)
 {
     size_t before = err->n;
     if (!err->file)
@@ -724,7 +747,7 @@ pc_config *pc_config_load(const char *file, pc_errors *err)
     pc_node *root = pc_node_load_file(file, err);
     pc_config *c = NULL;
     if (root) {
-        c = pc_config_from_node(root, file, err);
+        c = pc_config_from_node_with(root, file, hooks, err);
         pc_node_free(root);
     }
     if (err->n != before) {

@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portcullis/chain.h"
-#include "portcullis/http.h"
-#include "portcullis/log.h"
 #include "portcullis/trie.h"
 
 #define CHUNK 64u
@@ -38,7 +35,6 @@
 #define HASH_SLOTS (2u * PC_METRICS_MAX_IDS)
 
 _Static_assert(PC_METRICS_MAX_IDS % CHUNK == 0, "whole chunks");
-_Static_assert(PC_STAGE_MAX <= PC_METRICS_MAX_IDS, "stage ids fit");
 
 typedef struct ctab ctab;
 struct ctab {
@@ -136,6 +132,9 @@ static struct registry {
     _Atomic uint32_t n[PC_MKEY_N];
     uint32_t hash[PC_MKEY_N][HASH_SLOTS]; /* id, 0 = empty slot */
     _Atomic int overflow[PC_MKEY_N];      /* the overflow id was given */
+    _Atomic int overflow_warned[PC_MKEY_N];
+    const char *const *stage_names;       /* pc_metrics_set_stages */
+    unsigned nstages;
     pc_metrics_shard *shards;
     pc_metrics_shard retired;
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
@@ -193,12 +192,7 @@ uint32_t pc_metrics_intern(pc_metrics_key kind, const char *name)
     /* The table has room: at most MAX_IDS - 2 names in 2 * MAX_IDS slots. */
     uint32_t n = atomic_load_explicit(&reg.n[kind], memory_order_relaxed);
     if (n >= PC_METRICS_ID_OVERFLOW) {
-        if (!atomic_exchange(&reg.overflow[kind], 1))
-            pc_log(PC_LOG_WARN,
-                   "metrics: more than %u %s names since start: '%s' and "
-                   "later ones share the label \"%s\"",
-                   PC_METRICS_MAX_IDS - 2, kinds[kind].label, name,
-                   PC_METRICS_OVERFLOW_LABEL);
+        atomic_store(&reg.overflow[kind], 1);
         goto out;
     }
     reg.names[kind][n] = pc_xstrdup(name);
@@ -210,14 +204,17 @@ out:
     return id;
 }
 
-void pc_metrics_intern_config(pc_config *c)
+int pc_metrics_overflow_first(pc_metrics_key kind)
 {
-    for (size_t i = 0; i < c->nupstreams; i++)
-        c->upstreams[i].metrics_id =
-            pc_metrics_intern(PC_MKEY_UPSTREAM, c->upstreams[i].name);
-    for (size_t i = 0; i < c->nroutes; i++)
-        c->routes[i].metrics_id =
-            pc_metrics_intern(PC_MKEY_ROUTE, c->routes[i].name);
+    if ((unsigned)kind >= PC_MKEY_N || !atomic_load(&reg.overflow[kind]))
+        return 0;
+    return !atomic_exchange(&reg.overflow_warned[kind], 1);
+}
+
+void pc_metrics_set_stages(const char *const *names, unsigned n)
+{
+    reg.stage_names = names;
+    reg.nstages = n < PC_METRICS_MAX_IDS ? n : PC_METRICS_MAX_IDS;
 }
 
 uint32_t pc_metrics_nids(pc_metrics_key kind)
@@ -225,7 +222,7 @@ uint32_t pc_metrics_nids(pc_metrics_key kind)
     if ((unsigned)kind >= PC_MKEY_N)
         return 0;
     if (kind == PC_MKEY_STAGE)
-        return pc_chain_nstages();
+        return reg.nstages;
     return atomic_load_explicit(&reg.n[kind], memory_order_acquire);
 }
 
@@ -233,10 +230,8 @@ const char *pc_metrics_id_name(pc_metrics_key kind, uint32_t id)
 {
     if ((unsigned)kind >= PC_MKEY_N)
         return NULL;
-    if (kind == PC_MKEY_STAGE) {
-        const pc_stage_ops *s = pc_chain_stage(id);
-        return s ? s->name : NULL;
-    }
+    if (kind == PC_MKEY_STAGE)
+        return id < reg.nstages ? reg.stage_names[id] : NULL;
     if (id == PC_METRICS_ID_OVERFLOW)
         return atomic_load(&reg.overflow[kind]) ? PC_METRICS_OVERFLOW_LABEL
                                                 : NULL;
@@ -342,26 +337,17 @@ void pc_metrics_count(pc_metrics_shard *s, pc_metrics_counter fam, uint32_t id,
         ctab_add(&e->ctr, key, 1);
 }
 
-void pc_metrics_request(pc_metrics_shard *s, const pc_req *req)
+void pc_metrics_request(pc_metrics_shard *s, uint32_t route_id, unsigned method,
+                        int status, uint64_t duration_ns, uint32_t upstream_id,
+                        uint64_t upstream_ns)
 {
     if (!s)
         return;
-    const pc_route *r = req->route;
-    uint32_t rid = r ? r->metrics_id : PC_METRICS_ID_NONE;
-    unsigned m = req->method ? pc_metrics_method_index(req->method_bit)
-                             : PC_METRICS_METHOD_OTHER;
-    uint32_t status = req->status >= 0 && req->status <= 999
-                          ? (uint32_t)req->status
-                          : 0;
-    uint64_t now = pc_now_ns();
-    pc_metrics_count(s, PC_MC_REQUESTS, rid, m, status);
-    pc_metrics_observe(s, PC_MKEY_ROUTE, rid,
-                       now > req->start_ns ? now - req->start_ns : 0);
-    /* upstream_ns stays 0 when the attempt was cancelled before it ended
-     * (the client timed out or sent too much): no upstream time to show */
-    if (req->upstream_target && req->upstream_ns && r && r->upstream)
-        pc_metrics_observe(s, PC_MKEY_UPSTREAM, r->upstream->metrics_id,
-                           req->upstream_ns);
+    uint32_t st = status >= 0 && status <= 999 ? (uint32_t)status : 0;
+    pc_metrics_count(s, PC_MC_REQUESTS, route_id, method, st);
+    pc_metrics_observe(s, PC_MKEY_ROUTE, route_id, duration_ns);
+    if (upstream_ns)
+        pc_metrics_observe(s, PC_MKEY_UPSTREAM, upstream_id, upstream_ns);
 }
 
 void pc_metrics_count_reload(int success)

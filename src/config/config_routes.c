@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include "config_int.h"
-#include "portcullis/chain.h"
 #include "portcullis/util.h"
 
 static const struct {
@@ -358,7 +357,7 @@ static void read_route(pc_config *c, pc_route *r, const pc_node *n,
         "cache", "compress", "verify_signature", NULL};
     const pc_node *v;
     char buf[32];
-    pc_config_check_stage_block(n, keys, later, pc_chain_owns_route_key,
+    pc_config_check_stage_block(n, keys, later, c->hooks->owns_route_key,
                                 "route", err);
     if ((v = pc_node_get(n, "name"))) {
         if (pc_node_str(v, "name", &r->name, err) == 0 &&
@@ -389,7 +388,8 @@ static void read_route(pc_config *c, pc_route *r, const pc_node *n,
     if ((v = pc_node_get(n, "headers")))
         read_headers(r, v, err);
     if (n->kind == PC_NODE_MAP)
-        pc_chain_configure_route(c, r, n, err);
+        if (c->hooks->configure_route)
+            c->hooks->configure_route(c, r, n, err);
 }
 
 /* ---- checks across routes, and the trie -------------------------------- */
@@ -549,7 +549,8 @@ void pc_config_free_routes(pc_config *c)
         free(r->rewrite);
         free_rules(&r->req_headers);
         free_rules(&r->resp_headers);
-        pc_chain_free_route(r);
+        if (c->hooks->free_route)
+            c->hooks->free_route(r);
     }
     free(c->routes);
     c->routes = NULL;
