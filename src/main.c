@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "portcullis/admin.h"
+#include "portcullis/bucket_table.h"
 #include "portcullis/config.h"
 #include "portcullis/loader.h"
 #include "portcullis/log.h"
@@ -314,6 +315,7 @@ static int run(const char *file)
     a.rt.cfg = cfg;
     pthread_mutex_init(&a.rt.cfg_lock, NULL);
     a.rt.per_ip = pc_ipcount_new();
+    a.rt.buckets = pc_bucket_table_new(0);
     a.base = event_base_new();
     int rc = 2;
     pc_admin *admin = NULL;
@@ -376,6 +378,7 @@ out:
         event_free(a.reload_retry);
     event_base_free(a.base);
     pc_ipcount_free(a.rt.per_ip);
+    pc_bucket_table_free(a.rt.buckets);
     pc_config_unref(a.rt.cfg);
     pthread_mutex_destroy(&a.rt.cfg_lock);
     if (rc == 0)

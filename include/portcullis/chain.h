@@ -239,12 +239,20 @@ const void *pc_chain_route_policy(const pc_req *req, unsigned stage);
  * the contract lets see the body (json_schema, verify_signature). */
 pc_verdict pc_chain_buffer_body(pc_req *req, void (*done)(pc_wait w));
 
+/* The claim the rate_limit policy in force for req keys by (its
+ * `claim:NAME`), or NULL. The auth stage, after verifying a token, then
+ * stores that claim's text (arena) in its own slot for rate_limit, which
+ * reads it there (chain/ratelimit.c); the claims object itself is not
+ * kept past auth. */
+const char *pc_ratelimit_claim(const pc_req *req);
+
 /* The stages (one file each in src/chain/). */
 extern const pc_stage_ops pc_stage_match;
 extern const pc_stage_ops pc_stage_validate;
 extern const pc_stage_ops pc_stage_acl;
 extern const pc_stage_ops pc_stage_auth;
 extern const pc_stage_ops pc_stage_signature;
+extern const pc_stage_ops pc_stage_ratelimit;
 extern const pc_stage_ops pc_stage_route;
 extern const pc_stage_ops pc_stage_proxy;
 

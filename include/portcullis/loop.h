@@ -20,6 +20,7 @@ struct pc_sock_loop;
 struct pc_pools;
 struct pc_metrics_shard;
 struct pc_wait_table;
+struct pc_bucket_table;
 struct pc_config;
 struct pc_conn;
 struct pc_req;
@@ -47,6 +48,10 @@ struct pc_loop {
     void *stage_state[PC_STAGE_MAX]; /* per chain stage (caches) */
     struct pc_wait_table *waits;     /* pc_wait cells of this loop's waiting
                                         requests (chain.c; on first use) */
+    struct pc_bucket_table *buckets; /* rate-limit buckets: ONE table per
+                                        process, shared by every loop
+                                        (lib/bucket_table.c, thread-safe;
+                                        owned by main.c's pc_runtime) */
     struct pc_conn *conns;           /* every client connection (front/) */
     long nconns;
     uint64_t rng[2];                 /* xorshift128+ state for request ids */

@@ -73,6 +73,8 @@ typedef enum {
 typedef enum {
     PC_MC_REQUESTS, /* portcullis_requests_total{route,method,status}:
                        a = method index (PC_METRICS_METHOD_*), b = status */
+    PC_MC_RATE_LIMITED, /* portcullis_rate_limited_total{route}: a = b = 0
+                           (chain/ratelimit.c, one per 429) */
     PC_MC_N
 } pc_metrics_counter;
 

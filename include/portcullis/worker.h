@@ -23,6 +23,8 @@ typedef struct pc_runtime {
     atomic_long connections;    /* open client connections, whole process */
     atomic_int draining;        /* SIGTERM received */
     pc_ipcount *per_ip;         /* max_connections_per_ip accounting */
+    struct pc_bucket_table *buckets; /* local rate-limit buckets, shared by
+                                   every worker and kept across reloads */
     struct pc_worker **workers;
     unsigned nworkers;
 } pc_runtime;

@@ -434,6 +434,15 @@ static pc_verdict authorize(pc_req *req, const auth_policy *a, const json_t *cla
             pc_log(PC_LOG_DEBUG, "claim '%s' not forwarded: its value has "
                    "control characters", p->forward[i].name);
     }
+    /* claim:NAME rate limits read the verified claim from this stage's
+     * slot (chain.h, pc_ratelimit_claim); absent: the client address. */
+    const char *rl_claim = pc_ratelimit_claim(req);
+    if (rl_claim) {
+        const json_t *c = json_object_get(claims, rl_claim);
+        const char *v = c ? claim_text(req, c) : NULL;
+        if (v)
+            pc_req_set_slot(req, req->stage, (void *)v);
+    }
     const json_t *sub = json_object_get(claims, "sub");
     if (json_is_string(sub))
         req->user = pc_arena_strndup(req->arena, json_string_value(sub),

@@ -33,6 +33,7 @@ static const pc_stage_ops *const stages[] = {
     &pc_stage_acl,       /* 3: allow/deny lists */
     &pc_stage_auth,      /* 4: JWT */
     &pc_stage_signature, /* 4: webhook HMAC of the raw body */
+    &pc_stage_ratelimit, /* 5: token buckets (process-wide table) */
     &pc_stage_route,     /* 6: 404 / 405 */
     &pc_stage_proxy,     /* 9: forward */
 };

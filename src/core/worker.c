@@ -419,6 +419,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
             goto fail;
     }
     w->loop.sockloop = pc_sock_loop_new(w->loop.base);
+    w->loop.buckets = rt->buckets;
     pc_chain_worker_init(&w->loop);
     w->loop.metrics = pc_metrics_shard_new();
     w->loop.pools = pc_pools_new(w->loop.sockloop);

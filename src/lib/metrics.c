@@ -116,11 +116,22 @@ static void labels_requests(pc_mbuf *b, uint32_t a, uint32_t st)
                    pc_metrics_method_name(a), (unsigned)st);
 }
 
+static void labels_none(pc_mbuf *b, uint32_t a, uint32_t b_)
+{
+    (void)b;
+    (void)a;
+    (void)b_;
+}
+
 static const counter_desc counter_families[PC_MC_N] = {
     [PC_MC_REQUESTS] = {"portcullis_requests_total",
                         "Requests answered, by route (\"\" when none "
                         "matched), method and status sent.",
                         PC_MKEY_ROUTE, labels_requests},
+    [PC_MC_RATE_LIMITED] = {"portcullis_rate_limited_total",
+                            "Requests refused with 429 by a rate limit, by "
+                            "route (\"\" when none matched).",
+                            PC_MKEY_ROUTE, labels_none},
 };
 
 /* ---- the registry ------------------------------------------------------- */

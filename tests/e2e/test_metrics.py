@@ -118,6 +118,7 @@ def test_content_type_and_format(scraped):
     samples, types, helps = parse(scraped.body.decode("utf-8"))
     assert types == {
         "portcullis_requests_total": "counter",
+        "portcullis_rate_limited_total": "counter",
         "portcullis_request_duration_seconds": "histogram",
         "portcullis_upstream_duration_seconds": "histogram",
         "portcullis_stage_duration_seconds": "histogram",

@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "portcullis/bucket_table.h"
 #include "portcullis/chain.h"
 #include "portcullis/config.h"
 #include "portcullis/loader.h"
@@ -151,6 +152,8 @@ FAKE_UNUSED static int fake_env_try_load(fake_env *e, const char *yaml,
     if (!errs)
         pc_errors_free(&local);
     e->worker.cfg = e->cfg; /* borrowed: the environment holds the ref */
+    /* the process-wide rate-limit buckets (main.c makes one per process) */
+    e->worker.buckets = pc_bucket_table_new(0);
     pc_chain_worker_init(&e->worker);
     e->worker_ready = 1;
     return 0;
@@ -176,6 +179,7 @@ FAKE_UNUSED static void fake_env_free(fake_env *e)
         return;
     if (e->worker_ready)
         pc_chain_worker_free(&e->worker);
+    pc_bucket_table_free(e->worker.buckets);
     if (e->cfg)
         cr_expect_eq(atomic_load(&e->cfg->refs), 1,
                      "a request still pins the generation");

@@ -569,7 +569,7 @@ Test(config, later_features_rejected)
                           "  - match: {path: /}\n"
                           "    upstream: u\n"
                           "    compress: {}\n"
-                          "    rate_limit: {}\n"
+                          "    rate_limit: {rate: 1, scope: cluster}\n"
                           "    cache: {}\n"
                           "webhooks: []\n"
                           "redis: {}\n");
@@ -577,7 +577,8 @@ Test(config, later_features_rejected)
            "6:5: 'health_check' is not supported by this build yet",
            "7:5: 'circuit_breaker' is not supported by this build yet",
            "11:5: 'compress' is not supported by this build yet",
-           "12:5: 'rate_limit' is not supported by this build yet",
+           "12:34: 'scope: cluster' is not supported by this build yet "
+           "(only 'local': per process)",
            "13:5: 'cache' is not supported by this build yet",
            "14:1: 'webhooks' is not supported by this build yet",
            "15:1: 'redis' is not supported by this build yet");

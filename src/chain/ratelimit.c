@@ -1,0 +1,404 @@
+/* ratelimit.c: the local rate-limit stage (CONTRACT §2 rate_limit, §3 step
+ * 5, §4 429): one token bucket per (route, key) in the process-wide table
+ * (lib/bucket_table.c, req->loop->buckets), shared by every worker and
+ * kept across reloads. The route's `rate_limit` block replaces the global
+ * one. A refused request gets 429 `rate_limited` with Retry-After and
+ * takes no token; every response of a limited request, proxied or made
+ * by the gateway, gets RateLimit-Limit / -Remaining / -Reset from the
+ * on_response hook. Never does I/O; never allocates on the path of a key
+ * already in the table (the decision lives in the request arena).
+ *
+ * Bucket identity: family = hash(route name, rate, per, burst, key spec),
+ * so a reload that keeps a route's name and limit keeps its buckets, and a
+ * changed limit starts fresh (full) buckets; the global block gets one
+ * family per route it applies to (buckets are per route and key). The key
+ * bytes are a tag and the client address, or the header / claim value
+ * (values longer than 30 bytes: their SHA-256, cut to 30 bytes).
+ * `scope: cluster` (Redis) is refused at load until it is built. */
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portcullis/bucket_table.h"
+#include "portcullis/chain.h"
+#include "portcullis/errlog.h"
+#include "portcullis/headers.h"
+#include "portcullis/loop.h"
+#include "portcullis/metrics.h"
+#include "portcullis/units.h"
+#include "portcullis/util.h"
+
+typedef enum { KEY_IP, KEY_ROUTE, KEY_HEADER, KEY_CLAIM } key_kind;
+
+typedef struct rl_policy {
+    pc_bucket_rate rate;
+    uint64_t per_ms;
+    key_kind kind;
+    char *name;      /* header or claim name (KEY_HEADER / KEY_CLAIM) */
+    char *key_text;  /* the key as written */
+    uint64_t family; /* route policies: final; global: mixed per route */
+    int global;
+} rl_policy;
+
+/* The decision, in the request's slot, for the on_response hook. */
+typedef struct rl_slot {
+    pc_bucket_decision d;
+} rl_slot;
+
+typedef struct worker_state {
+    EVP_MD_CTX *md; /* long key values: SHA-256, context reused */
+    EVP_MD *sha256;
+} worker_state;
+
+#define INLINE_MAX (PC_BUCKET_KEY_MAX - 1)
+
+/* ---- configuration ---------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+
+#define FNV0 14695981039346656037ull
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static void rl_free(void *p)
+{
+    rl_policy *r = p;
+    free(r->name);
+    free(r->key_text);
+    free(r);
+}
+
+static json_t *rl_json(const void *p)
+{
+    const rl_policy *r = p;
+    char d[32];
+    return json_pack("{s:I,s:s,s:I,s:s,s:s}", "rate", (json_int_t)r->rate.rate,
+                     "per", pc_format_duration(r->per_ms, d, sizeof d), "burst",
+                     (json_int_t)r->rate.burst, "key", r->key_text, "scope",
+                     "local");
+}
+
+/* key: ip | route | header:NAME | claim:NAME */
+static void read_key(rl_policy *r, const pc_node *v, pc_errors *err)
+{
+    char *s = NULL;
+    if (pc_node_str(v, "key", &s, err) < 0)
+        return;
+    r->key_text = s;
+    if (!strcmp(s, "ip")) {
+        r->kind = KEY_IP;
+    } else if (!strcmp(s, "route")) {
+        r->kind = KEY_ROUTE;
+    } else if (!strncmp(s, "header:", 7)) {
+        r->kind = KEY_HEADER;
+        r->name = pc_xstrdup(s + 7);
+        if (!pc_header_name_valid(r->name, strlen(r->name)))
+            pc_errors_add(err, v, "invalid header name in key '%s'", s);
+    } else if (!strncmp(s, "claim:", 6)) {
+        r->kind = KEY_CLAIM;
+        r->name = pc_xstrdup(s + 6);
+        int bad = !r->name[0];
+        for (const char *c = r->name; *c; c++)
+            bad |= (unsigned char)*c < 0x20 || *c == 0x7f;
+        if (bad)
+            pc_errors_add(err, v, "invalid claim name in key '%s'", s);
+    } else {
+        pc_errors_add(
+            err, v, "invalid key '%s' (ip | route | header:NAME | claim:NAME)",
+            s);
+    }
+}
+
+static void read_scope(const pc_node *v, pc_errors *err)
+{
+    char *s = NULL;
+    if (pc_node_str(v, "scope", &s, err) < 0)
+        return;
+    if (!strcmp(s, "cluster"))
+        pc_errors_add(err, v,
+                      "'scope: cluster' is not supported by this "
+                      "build yet (only 'local': per process)");
+    else if (strcmp(s, "local"))
+        pc_errors_add(err, v, "invalid scope '%s' (local | cluster)", s);
+    free(s);
+}
+
+static rl_policy *rl_configure(const pc_node *n, const char *route,
+                               pc_errors *err)
+{
+    static const char *const keys[] = {"rate", "per",   "burst",
+                                       "key",  "scope", NULL};
+    size_t before = err->n;
+    if (pc_node_expect_map(n, "rate_limit", err) < 0)
+        return NULL;
+    pc_node_check_keys(n, keys, "rate_limit", err);
+    rl_policy *r = pc_xcalloc(1, sizeof *r);
+    uint64_t rate = 0, burst = 0, per_ms = 1000;
+    const pc_node *v, *vrate = pc_node_get(n, "rate"),
+                      *vburst = pc_node_get(n, "burst"),
+                      *vper = pc_node_get(n, "per");
+    if (!vrate)
+        pc_errors_add(err, n, "rate_limit needs 'rate' (tokens per 'per')");
+    else
+        pc_node_uint(vrate, "rate", 1, PC_BUCKET_MAX_RATE, &rate, err);
+    if (vper && pc_node_duration(vper, "per", &per_ms, err) == 0 &&
+        (per_ms < 1 || per_ms > PC_BUCKET_MAX_PER_US / 1000)) {
+        pc_errors_add(err, vper, "value %s for 'per' out of range 1ms..24h",
+                      vper->value);
+    }
+    if (vburst)
+        pc_node_uint(vburst, "burst", 1, PC_BUCKET_MAX_BURST, &burst, err);
+    if ((v = pc_node_get(n, "key")))
+        read_key(r, v, err);
+    else
+        r->key_text = pc_xstrdup("ip");
+    if ((v = pc_node_get(n, "scope")))
+        read_scope(v, err);
+    const char *why = NULL;
+    if (err->n == before &&
+        pc_bucket_rate_init(&r->rate, rate, per_ms * 1000, burst, &why) != 0)
+        pc_errors_add(err,
+                      vburst ? vburst
+                      : vper ? vper
+                             : vrate,
+                      "rate_limit: %s", why);
+    if (err->n != before) {
+        rl_free(r);
+        return NULL;
+    }
+    r->per_ms = per_ms;
+    uint64_t h = FNV0;
+    uint64_t vals[4] = {r->rate.rate, r->rate.per_us, r->rate.burst, r->kind};
+    h = fnv(h, vals, sizeof vals);
+    h = fnv(h, r->name ? r->name : "", r->name ? strlen(r->name) + 1 : 1);
+    if (route) {
+        h = fnv(h, "route:", 6);
+        h = fnv(h, route, strlen(route) + 1);
+    } else {
+        r->global = 1;
+    }
+    r->family = mix(h);
+    return r;
+}
+
+static void *rl_configure_global(const pc_node *n, pc_config *c, pc_errors *err)
+{
+    (void)c;
+    return rl_configure(n, NULL, err);
+}
+
+static void *rl_configure_route(const pc_node *n, pc_config *c, pc_route *r,
+                                pc_errors *err)
+{
+    (void)c;
+    return rl_configure(n, r->name, err);
+}
+
+/* ---- per worker ------------------------------------------------------- */
+
+static void *rl_worker_init(pc_loop *l)
+{
+    (void)l;
+    worker_state *s = pc_xcalloc(1, sizeof *s);
+    s->md = EVP_MD_CTX_new();
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!s->md || !s->sha256) {
+        fputs("portcullis: out of memory allocating a digest context\n",
+              stderr);
+        abort();
+    }
+    return s;
+}
+
+static void rl_worker_free(void *p)
+{
+    worker_state *s = p;
+    EVP_MD_CTX_free(s->md);
+    EVP_MD_free(s->sha256);
+    free(s);
+}
+
+/* ---- the decision ----------------------------------------------------- */
+
+const char *pc_ratelimit_claim(const pc_req *req)
+{
+    const rl_policy *r =
+        pc_chain_policy(req, pc_chain_index(&pc_stage_ratelimit));
+    return r && r->kind == KEY_CLAIM ? r->name : NULL;
+}
+
+/* The value the key is made of, or NULL (then the client address). */
+static const char *key_value(const pc_req *req, const rl_policy *r, size_t *len)
+{
+    const char *v = NULL;
+    if (r->kind == KEY_HEADER)
+        v = pc_req_header(req, r->name);
+    else if (r->kind == KEY_CLAIM)
+        v = pc_req_slot(req, pc_chain_index(&pc_stage_auth));
+    if (!v || !*v)
+        return NULL;
+    *len = strlen(v);
+    return v;
+}
+
+/* Key bytes into out (PC_BUCKET_KEY_MAX); returns their length. */
+static size_t make_key(pc_req *req, const rl_policy *r, uint8_t *out)
+{
+    size_t len = 0;
+    const char *v = r->kind == KEY_HEADER || r->kind == KEY_CLAIM
+                        ? key_value(req, r, &len)
+                        : NULL;
+    if (r->kind == KEY_ROUTE) {
+        out[0] = 'R';
+        return 1;
+    }
+    if (!v) { /* ip, or the contract's fallback for a missing value */
+        out[0] = 'I';
+        if (req->client.family == 4) {
+            out[1] = '4';
+            memcpy(out + 2, req->client.b, 4);
+            return 6;
+        }
+        out[1] = '6';
+        memcpy(out + 2, req->client.b, 16);
+        return 18;
+    }
+    if (len <= INLINE_MAX) {
+        out[0] = 'V';
+        memcpy(out + 1, v, len);
+        return len + 1;
+    }
+    unsigned char md[32];
+    unsigned int n = 0;
+    worker_state *ws = req->loop->stage_state[req->stage];
+    out[0] = 'D';
+    if (ws && EVP_DigestInit_ex(ws->md, ws->sha256, NULL) == 1 &&
+        EVP_DigestUpdate(ws->md, v, len) == 1 &&
+        EVP_DigestFinal_ex(ws->md, md, &n) == 1 && n == 32) {
+        memcpy(out + 1, md, INLINE_MAX);
+        return PC_BUCKET_KEY_MAX;
+    }
+    /* a digest failure (allocation only): the value's head, still a key */
+    memcpy(out + 1, v, INLINE_MAX);
+    return PC_BUCKET_KEY_MAX;
+}
+
+static uint64_t family_of(const pc_req *req, const rl_policy *r)
+{
+    if (!r->global)
+        return r->family;
+    const char *name = req->route ? req->route->name : "";
+    return mix(fnv(r->family, name, strlen(name) + 1));
+}
+
+static void describe_key(const pc_req *req, const rl_policy *r, char *out,
+                         size_t cap)
+{
+    size_t len;
+    if (r->kind == KEY_ROUTE)
+        snprintf(out, cap, "route %s",
+                 req->route ? req->route->name : "(none)");
+    else if (r->kind != KEY_IP && key_value(req, r, &len))
+        snprintf(out, cap, "%s", r->key_text); /* never echo the value */
+    else
+        snprintf(out, cap, "%s", req->client_text);
+}
+
+static pc_verdict rl_on_request(pc_req *req)
+{
+    const rl_policy *r = pc_chain_policy(req, req->stage);
+    pc_bucket_table *t = req->loop->buckets;
+    if (!r || !t)
+        return PC_NEXT;
+    uint8_t key[PC_BUCKET_KEY_MAX];
+    size_t klen = make_key(req, r, key);
+    uint64_t now = req->stage_ns ? req->stage_ns : pc_now_ns();
+    rl_slot *slot = pc_arena_alloc(req->arena, sizeof *slot);
+    pc_bucket_table_take(t, family_of(req, r), key, klen, &r->rate, now / 1000,
+                         &slot->d);
+    pc_req_set_slot(req, req->stage, slot);
+    if (slot->d.allowed)
+        return PC_NEXT;
+    char v[24], msg[160], what[128];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)slot->d.retry_s);
+    pc_req_add_resp_header(req, "Retry-After", v);
+    if (req->loop->metrics)
+        pc_metrics_count(
+            req->loop->metrics, PC_MC_RATE_LIMITED,
+            req->route ? req->route->metrics_id : PC_METRICS_ID_NONE, 0, 0);
+    describe_key(req, r, what, sizeof what);
+    snprintf(msg, sizeof msg, "rate limit exceeded for key %s", what);
+    req->sink->error(req, PC_ERR_RATE_LIMITED, msg);
+    return PC_DONE;
+}
+
+static void add_number(pc_req *req, pc_resp *resp, const char *name,
+                       size_t nlen, uint64_t value)
+{
+    char v[24], *p = v + sizeof v;
+    do /* no printf on the per-request path */
+        *--p = (char)('0' + value % 10);
+    while (value /= 10);
+    pc_headers_add(&resp->headers, req->arena, name, nlen, p,
+                   (size_t)(v + sizeof v - p));
+}
+
+/* 1 when the response already has one of our RateLimit-* fields (the
+ * upstream's): one pass, comparing names only when the length fits. */
+static int has_ours(const pc_resp *resp)
+{
+    for (uint32_t i = 0; i < resp->headers.n; i++) {
+        const pc_header *h = &resp->headers.v[i];
+        if ((h->nlen == 15 || h->nlen == 19) &&
+            pc_strieq(h->name, 10, "ratelimit-", 10))
+            return 1;
+    }
+    return 0;
+}
+
+/* RateLimit-* on every response of a limited request (the gateway's values
+ * replace any the upstream sent). */
+static void rl_on_response(pc_req *req, unsigned self, pc_resp *resp)
+{
+    const rl_slot *s = pc_req_slot(req, self);
+    if (!s)
+        return;
+    if (has_ours(resp)) {
+        pc_headers_remove(&resp->headers, "RateLimit-Limit");
+        pc_headers_remove(&resp->headers, "RateLimit-Remaining");
+        pc_headers_remove(&resp->headers, "RateLimit-Reset");
+    }
+    add_number(req, resp, "RateLimit-Limit", 15, s->d.limit);
+    add_number(req, resp, "RateLimit-Remaining", 19, s->d.remaining);
+    add_number(req, resp, "RateLimit-Reset", 15, s->d.reset_s);
+}
+
+const pc_stage_ops pc_stage_ratelimit = {
+    .name = "rate_limit",
+    .global_key = "rate_limit",
+    .route_key = "rate_limit",
+    .configure_global = rl_configure_global,
+    .configure_route = rl_configure_route,
+    .free_global = rl_free,
+    .free_route = rl_free,
+    .global_json = rl_json,
+    .route_json = rl_json,
+    .worker_init = rl_worker_init,
+    .worker_free = rl_worker_free,
+    .on_request = rl_on_request,
+    .on_response = rl_on_response,
+};
