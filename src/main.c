@@ -31,6 +31,8 @@ typedef struct app {
     struct event *deadline, *poll, *trim;
     struct event *reload_retry; /* a SIGHUP while workers still apply the
                                    previous generation waits for them */
+    struct event *reload_wait;  /* polls until every worker applied it */
+    int reload_pending;         /* handed over, not yet applied by all */
     const char *file;
     int stopping;
 } app;
@@ -208,23 +210,45 @@ static int **bind_new_listeners(const app *a, const pc_config *old,
  * changes. Otherwise binds the new addresses, swaps the process's
  * generation and hands it to every worker, which switches between two
  * events; requests in flight finish on the generation they pinned. */
-static void reload_apply(app *a);
+static int reload_apply(app *a);
+
+/* A reload counts, is logged as done and READY=1 goes to systemd only
+ * once every worker serves the new generation (listeners included). */
+static void reload_confirm(app *a)
+{
+    if (!workers_caught_up(a)) {
+        struct timeval tv = {0, 2 * 1000};
+        evtimer_add(a->reload_wait, &tv);
+        return;
+    }
+    a->reload_pending = 0;
+    pc_metrics_count_reload(1);
+    pc_log(PC_LOG_INFO, "configuration reloaded (generation %llu)",
+           (unsigned long long)a->rt.cfg->generation);
+    sd_notify_msg("READY=1");
+}
 
 static void reload(app *a)
 {
     if (a->stopping)
         return;
-    if (!workers_caught_up(a)) {
+    if (a->reload_pending || !workers_caught_up(a)) {
         struct timeval tv = {0, 20 * 1000};
         evtimer_add(a->reload_retry, &tv);
         return;
     }
     sd_notify_msg("RELOADING=1");
-    reload_apply(a);
-    sd_notify_msg("READY=1");
+    if (reload_apply(a)) {
+        a->reload_pending = 1;
+        reload_confirm(a);
+    } else {
+        sd_notify_msg("READY=1");
+    }
 }
 
-static void reload_apply(app *a)
+/* 1 when a new generation was handed to the workers, 0 when nothing
+ * changed (errors logged and counted). */
+static int reload_apply(app *a)
 {
     pc_config *old = a->rt.cfg;
     pc_errors err;
@@ -240,7 +264,7 @@ static void reload_apply(app *a)
         pc_errors_free(&err);
         pc_config_unref(nc);
         pc_metrics_count_reload(0);
-        return;
+        return 0;
     }
     pc_errors_free(&err);
     int **fds = bind_new_listeners(a, old, nc);
@@ -250,7 +274,7 @@ static void reload_apply(app *a)
                (unsigned long long)old->generation);
         pc_config_unref(nc);
         pc_metrics_count_reload(0);
-        return;
+        return 0;
     }
     nc->generation = old->generation + 1;
     if (nc->workers != old->workers)
@@ -276,9 +300,7 @@ static void reload_apply(app *a)
     }
     free(fds);
     pc_config_unref(old);
-    pc_metrics_count_reload(1);
-    pc_log(PC_LOG_INFO, "configuration reloaded (generation %llu)",
-           (unsigned long long)nc->generation);
+    return 1;
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
@@ -293,6 +315,13 @@ static void reload_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     reload(arg);
+}
+
+static void reload_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reload_confirm(arg);
 }
 
 static void usr1_cb(evutil_socket_t sig, short what, void *arg)
@@ -341,6 +370,7 @@ static int run(const char *file)
     for (int i = 0; i < 4; i++)
         event_add(sigs[i], NULL);
     a.reload_retry = evtimer_new(a.base, reload_retry_cb, &a);
+    a.reload_wait = evtimer_new(a.base, reload_wait_cb, &a);
     a.trim = event_new(a.base, -1, EV_PERSIST, trim_cb, &a);
     struct timeval trim_tv = {TRIM_PERIOD_S, 0};
     event_add(a.trim, &trim_tv);
@@ -376,6 +406,8 @@ out:
         event_free(a.trim);
     if (a.reload_retry)
         event_free(a.reload_retry);
+    if (a.reload_wait)
+        event_free(a.reload_wait);
     event_base_free(a.base);
     pc_ipcount_free(a.rt.per_ip);
     pc_bucket_table_free(a.rt.buckets);
