@@ -21,6 +21,8 @@ Try, from another terminal:
   curl -i -X POST http://127.0.0.1:8080/status         # 405 with Allow
   curl -i http://127.0.0.1:8080/nowhere                # 404 JSON error
   curl -s http://127.0.0.1:9901/admin/routes           # routes in precedence order
+  curl -s http://127.0.0.1:9901/metrics                # Prometheus metrics
+  kill -HUP <pid printed below>                        # reload the config file
   curl -s http://127.0.0.1:9901/healthz
 
 Ctrl-C stops it (graceful: in-flight requests finish).
@@ -28,5 +30,6 @@ Ctrl-C stops it (graceful: in-flight requests finish).
 MSG
 ./build/portcullis -c "$CONF" &
 GW=$!
+echo "portcullis pid: $GW"
 trap 'kill -TERM $GW 2>/dev/null; wait $GW 2>/dev/null; kill $DEMO 2>/dev/null || true' EXIT INT TERM
 wait $GW
