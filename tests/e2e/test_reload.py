@@ -302,6 +302,7 @@ def test_reload_under_load_loses_nothing(env, two_ups):
             t.join(15)
     assert not errors, errors
     assert counts["n"] > 100, counts
+    print("reload under load: %d requests across 50 reloads, 0 errors" % counts["n"])
     for _ in range(4):
         r = request(port, "GET", "/last")
         assert r.status == 200 and r.header("x-gen") == "51"
