@@ -2,8 +2,8 @@
 """bench/report.py: turns the raw wrk outputs of bench/run.sh into the
 markdown results: a table with the median of the runs of each scenario and
 target (req/s, p50, p99, CPU µs per request), a table of ratios
-(portcullis/nginx, portcullis/haproxy, and each portcullis variant over
-plain portcullis), what the variants did (reloads, access-log lines) and
+(portcullis/nginx, portcullis/haproxy, portcullis/portcullis-base, and
+each portcullis variant over plain portcullis), what the variants did (reloads, access-log lines) and
 the problems wrk reported. It only reads what wrk printed and what run.sh
 measured: it must never fill in a figure that a run did not produce.
 
@@ -141,6 +141,10 @@ def ratio_rows(groups, order):
         def med(t):
             return median_of(groups.get((scenario, t), []))
         pairs = [("portcullis", p) for p in PEERS]
+        # portcullis-base: another build (PORTCULLIS_BASE), e.g. the one
+        # before a change: after / before, and the base against the peers
+        pairs += [("portcullis", "portcullis-base")]
+        pairs += [("portcullis-base", p) for p in PEERS]
         pairs += [(v, "portcullis") for v in VARIANTS]
         for num, den in pairs:
             a, b = med(num), med(den)

@@ -20,6 +20,9 @@
 #   portcullis-reload     portcullis receiving SIGHUP every RELOAD_EVERY s
 #                         during each measured run; the reloads done are
 #                         counted from its stderr, wrk errors must be 0
+#   portcullis-base       another portcullis binary (PORTCULLIS_BASE, e.g. the
+#                         build before a change), same config: the table
+#                         gives portcullis / portcullis-base side by side
 #   portcullis-nometrics  portcullis built with `make METRICS=0` (metrics
 #                         registry compiled out) from a copy of the working
 #                         tree; skipped with a note when the Makefile has no
@@ -38,7 +41,7 @@
 # portcullis-nometrics: "build", the default, builds plain portcullis from
 # the same copy with METRICS=1 so that the pair differs by the flag only;
 # "binary" keeps build/portcullis as plain portcullis), MAKE_JOBS (default 2),
-# PORTCULLIS, NGINX, HAPROXY (binaries).
+# PORTCULLIS, PORTCULLIS_BASE, NGINX, HAPROXY (binaries).
 #
 # Smoke test (seconds, not figures):
 #   RUNS=1 D=2s WARMUP=1s WORKERS=1 PATHS=/small MODES=plain \
@@ -76,9 +79,9 @@ has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
 for t in $TARGETS; do
     case $t in
     direct | portcullis | nginx | haproxy | portcullis-log | portcullis-reload | \
-        portcullis-nometrics) ;;
+        portcullis-nometrics | portcullis-base) ;;
     *) die "unknown target '$t' (direct portcullis nginx haproxy portcullis-log" \
-        "portcullis-reload portcullis-nometrics)" ;;
+        "portcullis-reload portcullis-nometrics portcullis-base)" ;;
     esac
 done
 case $NOMETRICS_BASE in build | binary) ;; *)
@@ -144,6 +147,15 @@ if [[ " $TARGETS " =~ \ portcullis(-log|-reload)?\  ]] && [ "$PC_BUILT" = 0 ]; t
     need_portcullis
     snapshot_portcullis
 fi
+# portcullis-base: a private copy too, taken now.
+PC_BASE=""
+if has_target portcullis-base; then
+    [ -n "${PORTCULLIS_BASE:-}" ] && [ -x "$PORTCULLIS_BASE" ] ||
+        die "portcullis-base needs PORTCULLIS_BASE=path of an executable portcullis"
+    PC_BASE=$TMP/portcullis-base.bin
+    cp "$PORTCULLIS_BASE" "$PC_BASE" || die "cannot copy $PORTCULLIS_BASE"
+    HEADER_NOTES+=("portcullis-base: $PORTCULLIS_BASE, binary of $(date -u -r "$PORTCULLIS_BASE" +%Y-%m-%dT%H:%MZ), same config as portcullis.")
+fi
 if [[ " $TARGETS " == *" portcullis-"* ]] && ! has_target portcullis; then
     note "variants without plain portcullis in TARGETS: no variant ratios"
 fi
@@ -197,6 +209,7 @@ start_target() {
         # the reload line is logged at level info
         [ "$t" = portcullis-reload ] && level=info
         [ "$t" = portcullis-nometrics ] && bin=$PC_NOMETRICS
+        [ "$t" = portcullis-base ] && bin=$PC_BASE
         write_portcullis_conf "$dir" "$w" "${PORT[$t]}" "${TPORT[$t]}" \
             "${APORT[$t]}" "$UP" "" "" "$access" "$level"
         start_bg "$dir/stderr.log" "$bin" -c "$dir/portcullis.yaml"
