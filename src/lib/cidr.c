@@ -136,10 +136,36 @@ int pc_cidr_parse(const char *s, pc_ip *addr, int *prefix, char *err,
     return 0;
 }
 
+/* Dotted quad without inet_ntop: glibc formats IPv4 with sprintf, and
+ * every request formats its peer (and client) address. */
+static int format_v4(const uint8_t *b, char *buf, size_t len)
+{
+    char t[16];
+    size_t n = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned v = b[k];
+        if (v >= 100)
+            t[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            t[n++] = (char)('0' + v / 10 % 10);
+        t[n++] = (char)('0' + v % 10);
+        t[n++] = k < 3 ? '.' : '\0';
+    }
+    if (n > len)
+        return -1;
+    memcpy(buf, t, n);
+    return 0;
+}
+
 char *pc_ip_format(const pc_ip *ip, char *buf, size_t len)
 {
     if (!buf || len == 0)
         return buf;
+    if (ip->family == 4) {
+        if (format_v4(ip->b, buf, len) != 0)
+            buf[0] = '\0';
+        return buf;
+    }
     int af = ip->family == 4 ? AF_INET : AF_INET6;
     if (!inet_ntop(af, ip->b, buf, (socklen_t)len))
         buf[0] = '\0';

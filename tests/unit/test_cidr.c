@@ -1,4 +1,5 @@
 /* test_cidr.c: address parsing and CIDR sets (lib/cidr.c). */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 
 #include <stdio.h>
@@ -100,6 +101,27 @@ Test(cidr, ip_format)
     cr_expect_str_eq(pc_ip_format(&a, buf, sizeof(buf)), "192.0.2.33");
     char small[4];
     cr_expect_str_eq(pc_ip_format(&a, small, sizeof(small)), "");
+}
+
+/* IPv4 is formatted by hand (not inet_ntop): the same text for every
+ * byte value at every position, and "" whenever the buffer is short. */
+Test(cidr, ip_format_v4_matches_inet_ntop)
+{
+    static const uint8_t vals[] = {0, 1, 9, 10, 11, 99, 100, 101, 199, 200, 249, 250, 255};
+    const size_t nv = sizeof vals;
+    for (size_t i = 0; i < nv * nv * nv * nv; i++) {
+        pc_ip a = {.family = 4};
+        size_t k = i;
+        for (int j = 0; j < 4; j++, k /= nv)
+            a.b[j] = vals[k % nv];
+        char want[INET_ADDRSTRLEN], got[64];
+        cr_assert(inet_ntop(AF_INET, a.b, want, sizeof want));
+        cr_assert_str_eq(pc_ip_format(&a, got, sizeof got), want);
+        size_t need = strlen(want) + 1;
+        cr_assert_str_eq(pc_ip_format(&a, got, need), want);
+        memset(got, 'x', sizeof got);
+        cr_assert_str_eq(pc_ip_format(&a, got, need - 1), "");
+    }
 }
 
 Test(cidr, parse_blocks)
