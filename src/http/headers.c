@@ -65,14 +65,29 @@ const char *pc_req_header(const pc_req *req, const char *name)
     return x ? x->value : NULL;
 }
 
+/* A list of names with their lengths: the per-request checks compare
+ * lengths first and never call strlen. */
+typedef struct name_len {
+    const char *s;
+    size_t n;
+} name_len;
+#define NL(lit) {lit, sizeof lit - 1}
+
+static int in_list(const name_len *l, size_t count, const char *name, size_t len)
+{
+    for (size_t i = 0; i < count; i++)
+        if (l[i].n == len && pc_strieq(name, len, l[i].s, l[i].n))
+            return 1;
+    return 0;
+}
+
 int pc_header_is_hop_by_hop(const char *name, size_t len)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "te", "trailer", "upgrade",
-        "transfer-encoding", "proxy-connection", NULL};
-    for (int i = 0; hop[i]; i++)
-        if (pc_strieq(name, len, hop[i], strlen(hop[i])))
-            return 1;
+    static const name_len hop[] = {
+        NL("connection"), NL("keep-alive"), NL("te"), NL("trailer"),
+        NL("upgrade"), NL("transfer-encoding"), NL("proxy-connection")};
+    if (in_list(hop, sizeof hop / sizeof hop[0], name, len))
+        return 1;
     return len >= 6 && pc_strieq(name, 6, "proxy-", 6);
 }
 
@@ -244,14 +259,13 @@ static int is_name(const pc_header *h, const char *name)
  * manages. */
 static int gateway_managed(const pc_req *r, const pc_header *h, int trusted)
 {
-    static const char *const managed[] = {
-        "host", "content-length", "transfer-encoding", "expect",
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-        "x-request-id", NULL};
-    for (int i = 0; managed[i]; i++)
-        if (is_name(h, managed[i]))
-            return 1;
-    if (!trusted && (is_name(h, "forwarded") ||
+    static const name_len managed[] = {
+        NL("host"), NL("content-length"), NL("transfer-encoding"),
+        NL("expect"), NL("x-forwarded-for"), NL("x-forwarded-proto"),
+        NL("x-forwarded-host"), NL("x-request-id")};
+    if (in_list(managed, sizeof managed / sizeof managed[0], h->name, h->nlen))
+        return 1;
+    if (!trusted && ((h->nlen == 9 && is_name(h, "forwarded")) ||
                      (h->nlen > 12 && pc_strieq(h->name, 12, "x-forwarded-", 12))))
         return 1;
     for (uint32_t i = 0; i < r->gw_headers.n; i++)
