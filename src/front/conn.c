@@ -81,6 +81,7 @@ void pc_conn_free_req(pc_conn *c)
     if (r->handler && r->handler->cancel)
         r->handler->cancel(r);
     r->handler = NULL;
+    pc_scratch_free(c); /* in the arena freed below */
     pc_chain_req_free(r); /* a pending wait is cancelled, filters released */
     if (r->body)
         evbuffer_free(r->body);
@@ -364,8 +365,10 @@ static void conn_process(pc_conn *c)
         size_t used = len;
         if (e != HPE_OK)
             used = (size_t)(llhttp_get_error_pos(&c->parser) - (char *)v.iov_base);
-        if (in_head)
+        if (in_head) {
+            pc_scratch_keep(c); /* the pieces must outlive the drain */
             c->head_bytes += used;
+        }
         evbuffer_drain(in, used);
         if (e == HPE_PAUSED && c->head_ready)
             continue; /* a head, and only a head: run it */

@@ -9,20 +9,18 @@
 #include "portcullis/headscan.h"
 #include "portcullis/http.h"
 #include "portcullis/loop.h"
+#include "portcullis/span.h"
 
 typedef struct pc_sock pc_sock;
 typedef struct pc_conn pc_conn;
 
-typedef struct pc_buf {
-    char *p;
-    size_t len, cap;
-} pc_buf;
-
 /* Request-target and header name/value being assembled from llhttp's
- * pieces; allocated at a request's first byte, freed once its head is
- * parsed, so an idle connection carries none of it. */
+ * pieces (borrowed from the input while they lie in one read, copied
+ * when they cross one: portcullis/span.h); in the request's arena from
+ * the head's first byte until it is parsed, so an idle connection carries
+ * none of it. */
 typedef struct pc_scratch {
-    pc_buf url, field, value;
+    pc_span url, field, value;
 } pc_scratch;
 
 struct pc_conn {
@@ -67,6 +65,9 @@ struct pc_conn {
 /* request.c: llhttp settings and helpers building the pc_req. */
 extern const llhttp_settings_t pc_request_settings;
 void pc_scratch_free(pc_conn *c);
+/* After each llhttp_execute of a head, before its input is drained:
+ * copies what the pieces still borrow from it. */
+void pc_scratch_keep(pc_conn *c);
 /* Prepares a fresh request on c (arena, pinned config, ids). */
 pc_req *pc_conn_new_req(pc_conn *c);
 

@@ -27,29 +27,23 @@ static int fail(pc_conn *c, pc_errcode e, const char *msg)
     return -1;
 }
 
-static void buf_add(pc_buf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = pc_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 void pc_scratch_free(pc_conn *c)
 {
     if (!c->scr)
         return;
-    free(c->scr->url.p);
-    free(c->scr->field.p);
-    free(c->scr->value.p);
-    free(c->scr);
-    c->scr = NULL;
+    pc_span_free(&c->scr->url);
+    pc_span_free(&c->scr->field);
+    pc_span_free(&c->scr->value);
+    c->scr = NULL; /* the struct itself is in the request's arena */
+}
+
+void pc_scratch_keep(pc_conn *c)
+{
+    if (!c->scr)
+        return;
+    pc_span_keep(&c->scr->url);
+    pc_span_keep(&c->scr->field);
+    pc_span_keep(&c->scr->value);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -57,8 +51,10 @@ static int on_message_begin(llhttp_t *p)
     pc_conn *c = p->data;
     if (!c->req) /* conn starts it at the head's first byte */
         pc_conn_new_req(c);
-    if (!c->scr)
-        c->scr = pc_xcalloc(1, sizeof *c->scr);
+    if (!c->scr) {
+        c->scr = pc_arena_alloc(c->req->arena, sizeof *c->scr);
+        memset(c->scr, 0, sizeof *c->scr);
+    }
     return 0;
 }
 
@@ -88,7 +84,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     pc_conn *c = p->data;
     if (c->scr->url.len + len > MAX_URI)
         return fail(c, PC_ERR_URI_TOO_LONG, NULL);
-    buf_add(&c->scr->url, at, len);
+    pc_span_add(&c->scr->url, at, len);
     return 0;
 }
 
@@ -107,14 +103,14 @@ static int on_version_complete(llhttp_t *p)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    buf_add(&c->scr->field, at, len);
+    pc_span_add(&c->scr->field, at, len);
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pc_conn *c = p->data;
-    buf_add(&c->scr->value, at, len);
+    pc_span_add(&c->scr->value, at, len);
     return 0;
 }
 
@@ -134,7 +130,8 @@ static int on_header_value_complete(llhttp_t *p)
         return fail(c, PC_ERR_BAD_REQUEST, "invalid header field value");
     pc_headers_add(&r->headers, r->arena, c->scr->field.p, c->scr->field.len,
                    v, vlen);
-    c->scr->field.len = c->scr->value.len = 0;
+    pc_span_reset(&c->scr->field);
+    pc_span_reset(&c->scr->value);
     return 0;
 }
 

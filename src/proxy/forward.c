@@ -24,6 +24,7 @@
 #include "portcullis/hwrite.h"
 #include "portcullis/errlog.h"
 #include "portcullis/sock.h"
+#include "portcullis/span.h"
 #include "portcullis/util.h"
 #include "portcullis/loop.h"
 
@@ -56,8 +57,7 @@ typedef struct attempt {
     uint64_t raw_left;         /* R_LENGTH: body bytes still to move */
     pc_chunked ck;             /* R_CHUNKED decoder */
     const char *invalid;       /* why the response is invalid (502) */
-    char *field, *value;       /* header being parsed (malloc) */
-    size_t flen, vlen, fcap, vcap;
+    pc_span field, value;      /* header being parsed (span.h) */
     uint64_t head_bytes;       /* of every head so far (1xx included):
                                   limits.max_upstream_header_bytes */
     unsigned interim;          /* 1xx heads so far */
@@ -96,8 +96,8 @@ static void parser_init(fwd *f);
  * have been detached). */
 static void attempt_reset(fwd *f)
 {
-    free(f->a.field);
-    free(f->a.value);
+    pc_span_free(&f->a.field);
+    pc_span_free(&f->a.value);
     memset(&f->a, 0, sizeof f->a);
 }
 
@@ -601,6 +601,8 @@ static int read_some(fwd *f, struct evbuffer *in)
     size_t used = v.iov_len;
     if (e != HPE_OK)
         used = (size_t)(llhttp_get_error_pos(&a->uc->parser) - (char *)v.iov_base);
+    pc_span_keep(&a->field); /* a field cut by the end of this read */
+    pc_span_keep(&a->value);
     evbuffer_drain(in, used);
     a->head_bytes += used;
     if (e == HPE_PAUSED)
@@ -701,28 +703,17 @@ static void up_event_cb(pc_sock *s, short what, void *arg)
 
 /* ---- response heads (llhttp: heads only) ------------------------------- */
 
-static void grow(char **p, size_t *len, size_t *cap, const char *at, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        *cap = (*len + n + 1) * 2;
-        *p = pc_xrealloc(*p, *cap);
-    }
-    memcpy(*p + *len, at, n);
-    *len += n;
-    (*p)[*len] = '\0';
-}
-
 static int r_field(llhttp_t *p, const char *at, size_t n)
 {
     attempt *a = &((fwd *)p->data)->a;
-    grow(&a->field, &a->flen, &a->fcap, at, n);
+    pc_span_add(&a->field, at, n);
     return 0;
 }
 
 static int r_value(llhttp_t *p, const char *at, size_t n)
 {
     attempt *a = &((fwd *)p->data)->a;
-    grow(&a->value, &a->vlen, &a->vcap, at, n);
+    pc_span_add(&a->value, at, n);
     return 0;
 }
 
@@ -733,11 +724,11 @@ static int r_value_complete(llhttp_t *p)
 {
     fwd *f = p->data;
     attempt *a = &f->a;
-    size_t vl = a->vlen;
-    const char *v = a->value ? a->value : "";
+    size_t vl = a->value.len;
+    const char *v = a->value.p ? a->value.p : "";
     while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         vl--;
-    if (!pc_header_name_valid(a->field, a->flen)) {
+    if (!pc_header_name_valid(a->field.p, a->field.len)) {
         a->invalid = "invalid header field name";
         return -1;
     }
@@ -749,8 +740,10 @@ static int r_value_complete(llhttp_t *p)
         a->invalid = "too many header fields";
         return -1;
     }
-    pc_headers_add(&a->resp.headers, f->req->arena, a->field, a->flen, v, vl);
-    a->flen = a->vlen = 0;
+    pc_headers_add(&a->resp.headers, f->req->arena, a->field.p, a->field.len,
+                   v, vl);
+    pc_span_reset(&a->field);
+    pc_span_reset(&a->value);
     return 0;
 }
 
@@ -775,6 +768,7 @@ static void parser_init(fwd *f)
 {
     llhttp_init(&f->a.uc->parser, HTTP_RESPONSE, &resp_settings);
     f->a.uc->parser.data = f;
-    f->a.flen = f->a.vlen = 0;
+    pc_span_reset(&f->a.field);
+    pc_span_reset(&f->a.value);
     pc_headscan_init(&f->a.scan, 1);
 }
