@@ -20,6 +20,7 @@ struct pc_sock_loop;
 struct pc_pools;
 struct pc_metrics_shard;
 struct pc_wait_table;
+struct pc_arena_cache;
 struct pc_bucket_table;
 struct pc_config;
 struct pc_conn;
@@ -52,6 +53,7 @@ struct pc_loop {
                                         process, shared by every loop
                                         (lib/bucket_table.c, thread-safe;
                                         owned by main.c's pc_runtime) */
+    struct pc_arena_cache *arenas;   /* free request-arena chunks (lib/arena.c) */
     struct pc_conn *conns;           /* every client connection (front/) */
     long nconns;
     uint64_t rng[2];                 /* xorshift128+ state for request ids */

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "portcullis/arena.h"
 #include "portcullis/chain.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
@@ -37,6 +38,8 @@ typedef struct pc_lctx {
  * too). Connections that close meanwhile free descriptors; accepting
  * resumes by itself. */
 #define ACCEPT_BACKOFF_MS 500
+/* Request-arena chunks (4 KiB) a worker keeps for reuse: 128 KiB at most. */
+#define PC_WORKER_ARENA_CACHE 32
 /* At most one accept error line per worker per second; the next line
  * counts those left out. */
 #define ACCEPT_LOG_NS 1000000000ull
@@ -422,6 +425,7 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
     w->loop.buckets = rt->buckets;
     pc_chain_worker_init(&w->loop);
     w->loop.metrics = pc_metrics_shard_new();
+    w->loop.arenas = pc_arena_cache_new(PC_WORKER_ARENA_CACHE);
     w->loop.pools = pc_pools_new(w->loop.sockloop);
     w->stop_ev = event_new(w->loop.base, -1, 0, stop_cb, w);
     w->kill_ev = event_new(w->loop.base, -1, 0, kill_cb, w);
@@ -504,5 +508,6 @@ void pc_worker_join_free(pc_worker *w)
     pc_config_unref(w->loop.cfg);
     if (w->loop.base)
         event_base_free(w->loop.base);
+    pc_arena_cache_free(w->loop.arenas); /* after every request's arena */
     free(w);
 }

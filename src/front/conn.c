@@ -92,7 +92,7 @@ void pc_conn_free_req(pc_conn *c)
 
 pc_req *pc_conn_new_req(pc_conn *c)
 {
-    pc_arena *a = pc_arena_new();
+    pc_arena *a = pc_arena_new_cached(c->loop->arenas);
     pc_req *r = pc_arena_alloc(a, sizeof *r);
     memset(r, 0, sizeof *r);
     r->arena = a;
