@@ -37,6 +37,14 @@ int64_t pc_unix_now(void);
 /* Monotonic clock in nanoseconds. */
 uint64_t pc_now_ns(void);
 
+/* A cheap upper bound of pc_now_ns(): the coarse monotonic clock (the
+ * same timeline, updated once per kernel tick: a memory read in the vDSO
+ * instead of a clock-source read) plus its resolution, so that it is
+ * never earlier than pc_now_ns() read at the same moment and at most one
+ * tick later. For activity marks that timeouts are measured from: a
+ * deadline computed from it never fires early, at most one tick late. */
+uint64_t pc_now_mark_ns(void);
+
 /* Opens a file named in the configuration, for reading, only when it is a
  * regular file (or a link to one). open(2) itself never blocks: a FIFO
  * would wait there for a writer, so the file is opened with O_NONBLOCK,

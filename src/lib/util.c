@@ -103,6 +103,16 @@ uint64_t pc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t pc_now_mark_ns(void)
+{
+    struct timespec ts, res;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0 ||
+        clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0)
+        return pc_now_ns();
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+           (uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec;
+}
+
 int pc_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {

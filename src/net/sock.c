@@ -10,6 +10,10 @@
  *                                     iteration, after current callbacks)
  *   timer: armed lazily at the earliest deadline; when it fires it checks
  *   the activity marks and re-arms instead of being moved on every I/O.
+ *   The marks come from the coarse clock (pc_now_mark_ns: an upper bound
+ *   of now, a few ns instead of a clock-source read on every read and
+ *   write); the timer compares them with the precise clock, so a timeout
+ *   never fires early, at most one tick late.
  * Freeing inside a callback only marks the socket dead; the struct is
  * released when the outermost dispatch frame (or the queue) lets go. */
 #include "portcullis/sock.h"
@@ -77,7 +81,7 @@ static void sent(size_t n, pc_sock *s)
 {
     s->wsent += n;
     if (s->wsent >= SEND_PROGRESS || evbuffer_get_length(s->out) == 0) {
-        s->wmark = pc_now_ns();
+        s->wmark = pc_now_mark_ns();
         s->wsent = 0;
     }
 }
@@ -185,7 +189,7 @@ static void do_read(pc_sock *s, int force)
             evbuffer_commit_space(s->in, &v, 1);
             got = 1;
             burst++;
-            s->rmark = pc_now_ns();
+            s->rmark = pc_now_mark_ns();
             if (!s->ssl && (size_t)n < want && !s->rdhup) {
                 /* A short read(2) drained the socket: the next arrival
                  * raises a new edge, so skip the read that would say
@@ -312,7 +316,7 @@ static void connected(pc_sock *s)
         s->handshaking = 1;
         return;
     }
-    s->wmark = s->rmark = pc_now_ns();
+    s->wmark = s->rmark = pc_now_mark_ns();
     emit(s, PC_SOCK_CONNECTED);
 }
 
@@ -329,7 +333,7 @@ static void handshake(pc_sock *s)
          * and no edge will announce them. do_read finds out (one EAGAIN
          * at worst). */
         s->readable = 1;
-        s->wmark = s->rmark = pc_now_ns();
+        s->wmark = s->rmark = pc_now_mark_ns();
         if (!SSL_is_server(s->ssl))
             emit(s, PC_SOCK_CONNECTED);
         return;
@@ -447,7 +451,7 @@ static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
     if (info->n_added == 0)
         return;
     if (info->orig_size == 0) {
-        s->wmark = pc_now_ns();
+        s->wmark = pc_now_mark_ns();
         s->wsent = 0;
         if (s->wto)
             arm(s);
@@ -529,7 +533,7 @@ static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
     s->out = evbuffer_new();
     evbuffer_add_cb(s->out, out_cb, s);
     s->reading = 1;
-    s->rmark = s->wmark = pc_now_ns();
+    s->rmark = s->wmark = pc_now_mark_ns();
     /* EV_CLOSED (EPOLLRDHUP) tells a FIN that came with the last data apart
      * from data alone. */
     event_assign(&s->io, l->base, fd,
@@ -645,7 +649,7 @@ void pc_sock_read(pc_sock *s, int on)
         return;
     if (on && !s->reading) {
         s->reading = 1;
-        s->rmark = pc_now_ns();
+        s->rmark = pc_now_mark_ns();
         if (s->rto)
             arm(s);
         if (s->readable || s->eof) {
@@ -673,7 +677,7 @@ void pc_sock_set_timeouts(pc_sock *s, uint64_t read_ms, uint64_t write_ms)
         return;
     s->rto = read_ms * 1000000ull;
     s->wto = write_ms * 1000000ull;
-    s->rmark = pc_now_ns();
+    s->rmark = pc_now_mark_ns();
     if (evbuffer_get_length(s->out) == 0) {
         /* Queued output keeps its progress mark: a new read phase (the
          * next pipelined request) does not excuse a peer that is not

@@ -337,7 +337,9 @@ void pc_proxy_start(pc_req *r)
     f->req = r;
     f->up = u;
     f->target = &u->targets[i];
-    f->t0 = pc_now_ns();
+    /* The chain read the clock as the proxy stage started, just now
+     * (stage_ns is 0 only with the metrics compiled out). */
+    f->t0 = r->stage_ns ? r->stage_ns : pc_now_ns();
     f->replayable = 1;
     pc_headers_upstream(r, pc_cidr_set_contains(r->cfg->trusted_proxies, &r->peer),
                         &r->route->req_headers, &f->hdrs, r->arena);
