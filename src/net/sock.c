@@ -32,10 +32,15 @@
 
 #include "portcullis/util.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK 16384 /* asked of evbuffer_reserve_space */
+/* A read takes all the space the reserved chain has, up to this: libevent
+ * rounds a chain up to a power of two, so a 16 KiB reservation comes with
+ * about 32 KiB of room, and a 16 KiB body behind its head arrives in one
+ * read(2) instead of two. */
+#define READ_MAX 32768
 #define TLS_RECORD 16384
 #define MAX_ROUNDS 8
-#define READ_BURST 16 /* reads per round: 256 KiB at most */
+#define READ_BURST 16 /* reads per round: 512 KiB at most */
 /* The send timeout is measured on progress, not on any byte: the write
  * deadline moves only when the peer has taken SEND_PROGRESS bytes since it
  * last moved, or everything queued. A client that reads a byte now and
@@ -70,7 +75,8 @@ struct pc_sock {
     unsigned reading : 1, readable : 1, writable : 1, connecting : 1,
         handshaking : 1, eof : 1, dead : 1, queued : 1, want_flush : 1,
         want_rcb : 1, want_wcb : 1, want_err : 1, read_wants_write : 1,
-        write_wants_read : 1, write_retry : 1, rdhup : 1;
+        write_wants_read : 1, write_retry : 1, rdhup : 1,
+        tls_short : 1; /* the last read(2) under SSL_read was short */
 };
 
 static void do_write(pc_sock *s);
@@ -135,6 +141,7 @@ static ssize_t read_once(pc_sock *s, void *buf, size_t want, int *err)
         return 0;
     }
     ERR_clear_error();
+    s->tls_short = 0; /* set by bio_cb if this SSL_read reads the kernel */
     int r = SSL_read(s->ssl, buf, (int)want);
     if (r > 0)
         return r;
@@ -178,7 +185,7 @@ static void do_read(pc_sock *s, int force)
             struct evbuffer_iovec v;
             if (evbuffer_reserve_space(s->in, READ_CHUNK, &v, 1) < 1)
                 break;
-            size_t want = v.iov_len > READ_CHUNK ? READ_CHUNK : v.iov_len;
+            size_t want = v.iov_len > READ_MAX ? READ_MAX : v.iov_len;
             ssize_t n = read_once(s, v.iov_base, want, &err);
             tried = 1;
             if (n <= 0) {
@@ -190,12 +197,18 @@ static void do_read(pc_sock *s, int force)
             got = 1;
             burst++;
             s->rmark = pc_now_mark_ns();
-            if (!s->ssl && (size_t)n < want && !s->rdhup) {
+            int drained = s->ssl ? s->tls_short && !SSL_has_pending(s->ssl)
+                                 : (size_t)n < want;
+            if (drained && !s->rdhup) {
                 /* A short read(2) drained the socket: the next arrival
                  * raises a new edge, so skip the read that would say
                  * EAGAIN. Not once the peer's FIN is in (EV_CLOSED): it
-                 * raises no further edge, so read on to the 0. Never on
-                 * TLS (see above). */
+                 * raises no further edge, so read on to the 0. On TLS a
+                 * short SSL_read proves nothing (see above): only the
+                 * read(2) OpenSSL made during this SSL_read, seen by
+                 * bio_cb, and only when it was short and OpenSSL holds
+                 * no byte it has not returned (read-ahead asks the kernel
+                 * for all its buffer can take). */
                 s->readable = 0;
             }
         }
@@ -523,6 +536,22 @@ void pc_sock_loop_free(pc_sock_loop *l)
     free(l);
 }
 
+/* Watches the socket BIO's reads (OpenSSL's read(2) calls) so that
+ * do_read knows when one of them left the kernel's queue empty. */
+static long bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+                   long argl, int ret, size_t *processed)
+{
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        pc_sock *s = (pc_sock *)(void *)BIO_get_callback_arg(b);
+        if (s)
+            s->tls_short = ret > 0 && processed && *processed < len;
+    }
+    return ret;
+}
+
 static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
 {
     pc_sock *s = pc_xcalloc(1, sizeof *s);
@@ -541,6 +570,11 @@ static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
     evtimer_assign(&s->timer, l->base, timer_cb, s);
     if (ssl) {
         SSL_set_fd(ssl, fd);
+        BIO *b = SSL_get_rbio(ssl);
+        if (b) {
+            BIO_set_callback_arg(b, (char *)(void *)s);
+            BIO_set_callback_ex(b, bio_cb);
+        }
         SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
