@@ -147,6 +147,13 @@ def test_dribbled_empty_lines_do_not_outlive_header_timeout(gw):
             got += d
         except socket.timeout:
             pass
+        except ConnectionResetError:
+            # the CRLF sent right after the answer reached the gateway's
+            # socket between its write and its close: unread data makes
+            # the kernel reset instead of FIN (a race of the test's own
+            # pacing, seen with every build under strace)
+            closed = True
+            break
     took = time.monotonic() - t0
     s.close()
     assert closed or got, "connection still open after %.1fs of dribbled CRLF" % took
