@@ -27,6 +27,7 @@ typedef struct pc_headscan {
     unsigned char prev;  /* previous byte */
     unsigned char response;
     unsigned char empty; /* empty lines before the first line */
+    unsigned char done;  /* the head's end was seen (pc_headscan_window) */
 } pc_headscan;
 
 typedef enum {
@@ -42,5 +43,16 @@ void pc_headscan_init(pc_headscan *s, int response);
  * offending byte for ERROR. */
 pc_headscan_status pc_headscan_feed(pc_headscan *s, const char *in, size_t n,
                                     size_t *used, const char **why);
+
+/* One read of a request head, for the servers (front/conn.c, core/admin.c):
+ * of in[0..n), at most max + 1 - head_bytes bytes count (one past the
+ * limit, so that the caller sees it exceeded); they are scanned unless the
+ * head's end was seen already (s->done), and *feed gets how many of them
+ * the HTTP parser may take: up to the head's end and not a byte more.
+ * Returns ERROR with *why, DONE when this read ended the head, else MORE.
+ * head_bytes <= max + 1. */
+pc_headscan_status pc_headscan_window(pc_headscan *s, const char *in, size_t n,
+                                      uint64_t head_bytes, uint64_t max,
+                                      size_t *feed, const char **why);
 
 #endif

@@ -76,7 +76,7 @@ struct aconn {
     pc_headscan scan;
     size_t head_bytes;
     uint64_t body_bytes;
-    unsigned scan_done : 1, head_done : 1, msg_done : 1, started : 1;
+    unsigned head_done : 1, msg_done : 1, started : 1;
     unsigned head_req : 1;   /* HEAD: the answer has no body */
     unsigned responding : 1; /* a response is queued: reading is off */
     unsigned closing : 1;    /* close once the response is written */
@@ -457,7 +457,7 @@ static void req_reset(aconn *c)
     pc_headscan_init(&c->scan, 0);
     c->head_bytes = 0;
     c->body_bytes = 0;
-    c->scan_done = c->head_done = c->msg_done = c->started = 0;
+    c->head_done = c->msg_done = c->started = 0;
     c->head_req = c->responding = c->closing = 0;
     c->hdr = H_NONE;
     c->nauth = 0;
@@ -482,21 +482,12 @@ static void process(aconn *c)
         int in_head = !c->head_done;
         c->started = 1;
         if (in_head) {
-            if (c->head_bytes + len > PC_ADMIN_MAX_HEAD + 1)
-                len = PC_ADMIN_MAX_HEAD + 1 - c->head_bytes;
-            size_t end = 0;
             const char *why = NULL;
-            pc_headscan_status st =
-                c->scan_done
-                    ? PC_HEADSCAN_MORE
-                    : pc_headscan_feed(&c->scan, v.iov_base, len, &end, &why);
-            if (st == PC_HEADSCAN_ERROR) {
+            if (pc_headscan_window(&c->scan, v.iov_base, len, c->head_bytes,
+                                   PC_ADMIN_MAX_HEAD, &len,
+                                   &why) == PC_HEADSCAN_ERROR) {
                 fail(c, PC_ERR_BAD_REQUEST, why);
                 return;
-            }
-            if (st == PC_HEADSCAN_DONE) {
-                c->scan_done = 1;
-                len = end;
             }
         }
         enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, len);
@@ -522,7 +513,7 @@ static void process(aconn *c)
                      llhttp_get_error_reason(&c->parser));
             return;
         }
-        if (in_head && !c->head_done && c->scan_done) {
+        if (in_head && !c->head_done && c->scan.done) {
             fail(c, PC_ERR_BAD_REQUEST, "malformed message head");
             return;
         }

@@ -163,7 +163,6 @@ static void parser_init(pc_conn *c)
 static void scan_reset(pc_conn *c)
 {
     pc_headscan_init(&c->scan, 0);
-    c->scan_done = 0;
 }
 
 /* The current response is complete: log, then either close or get ready
@@ -343,22 +342,14 @@ static void conn_process(pc_conn *c)
              * request: its deadline and its byte count. */
             pc_conn_new_req(c);
         if (in_head) {
-            uint64_t max = c->loop->cfg->limits.max_header_bytes;
-            if (c->head_bytes + len > max + 1)
-                len = (size_t)(max + 1 - c->head_bytes);
             /* Line discipline first (bare CR or LF, obs-fold: lib/headscan):
              * llhttp then gets the head and not a byte more. */
-            size_t end = 0;
             const char *why = NULL;
-            pc_headscan_status st = c->scan_done ? PC_HEADSCAN_MORE
-                : pc_headscan_feed(&c->scan, v.iov_base, len, &end, &why);
-            if (st == PC_HEADSCAN_ERROR) {
+            if (pc_headscan_window(&c->scan, v.iov_base, len, c->head_bytes,
+                                   c->loop->cfg->limits.max_header_bytes, &len,
+                                   &why) == PC_HEADSCAN_ERROR) {
                 fail_request(c, PC_ERR_BAD_REQUEST, why);
                 return;
-            }
-            if (st == PC_HEADSCAN_DONE) {
-                c->scan_done = 1;
-                len = end;
             }
         }
         enum llhttp_errno e = llhttp_execute(&c->parser, v.iov_base, len);
@@ -387,7 +378,7 @@ static void conn_process(pc_conn *c)
             fail_request(c, code, msg);
             return;
         }
-        if (in_head && c->scan_done && !c->head_ready) {
+        if (in_head && c->scan.done && !c->head_ready) {
             /* llhttp did not end the head where the scan did. */
             fail_request(c, PC_ERR_BAD_REQUEST, "malformed message head");
             return;

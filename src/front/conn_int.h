@@ -57,7 +57,6 @@ struct pc_conn {
                                   parsing the next request */
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
-    unsigned scan_done : 1;        /* head scan reached the empty line */
     pc_errcode fail;           /* set by parser callbacks */
     const char *fail_msg;
 };

@@ -94,3 +94,21 @@ pc_headscan_status pc_headscan_feed(pc_headscan *s, const char *in, size_t n,
     *used = n;
     return PC_HEADSCAN_MORE;
 }
+
+pc_headscan_status pc_headscan_window(pc_headscan *s, const char *in, size_t n,
+                                      uint64_t head_bytes, uint64_t max,
+                                      size_t *feed, const char **why)
+{
+    uint64_t room = head_bytes <= max ? max + 1 - head_bytes : 0;
+    size_t len = (uint64_t)n > room ? (size_t)room : n;
+    *feed = len;
+    if (s->done)
+        return PC_HEADSCAN_MORE;
+    size_t end = 0;
+    pc_headscan_status st = pc_headscan_feed(s, in, len, &end, why);
+    if (st == PC_HEADSCAN_DONE) {
+        s->done = 1;
+        *feed = end;
+    }
+    return st;
+}

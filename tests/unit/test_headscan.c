@@ -220,3 +220,38 @@ Test(headscan, fast_path_matches_byte_loop)
     cr_assert(done > 1000 && errors > 1000 && rounds - done - errors > 1000,
               "done %u errors %u more %u", done, errors, rounds - done - errors);
 }
+
+/* The servers' read step: the limit (one byte past it counts), the cut at
+ * the head's end, nothing scanned once the end was seen. */
+Test(headscan, window_limits_cuts_and_stops_scanning)
+{
+    pc_headscan s;
+    size_t feed = 99;
+    const char *why = NULL;
+    const char head[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+    pc_headscan_init(&s, 0);
+    /* 10 bytes of head so far, max 12: 3 bytes may count */
+    cr_assert_eq(pc_headscan_window(&s, head, 5, 10, 12, &feed, &why),
+                 PC_HEADSCAN_MORE);
+    cr_assert_eq(feed, 3);
+    /* a whole head in one read: llhttp gets it and not the body */
+    pc_headscan_init(&s, 0);
+    cr_assert_eq(pc_headscan_window(&s, head, sizeof head - 1, 0, 1024, &feed, &why),
+                 PC_HEADSCAN_DONE);
+    cr_assert_eq(feed, sizeof head - 1 - 4);
+    cr_assert_eq(s.done, 1);
+    /* after the end: not scanned again (a bare CR would be an error) */
+    cr_assert_eq(pc_headscan_window(&s, "a\rb", 3, 30, 1024, &feed, &why),
+                 PC_HEADSCAN_MORE);
+    cr_assert_eq(feed, 3);
+    /* a bare CR in the head */
+    pc_headscan_init(&s, 0);
+    cr_assert_eq(pc_headscan_window(&s, "GET / HTTP/1.1\rX", 16, 0, 1024, &feed, &why),
+                 PC_HEADSCAN_ERROR);
+    cr_assert_not_null(why);
+    /* at the limit already: nothing counts */
+    pc_headscan_init(&s, 0);
+    cr_assert_eq(pc_headscan_window(&s, "abc", 3, 13, 12, &feed, &why),
+                 PC_HEADSCAN_MORE);
+    cr_assert_eq(feed, 0);
+}
