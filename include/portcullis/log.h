@@ -53,9 +53,10 @@ void pc_log_attach_thread(pc_logger *l, unsigned worker_id);
 /* The process's logger (set once by main before workers start). */
 extern pc_logger *pc_access_logger;
 
-/* Queues the access-log entry of a finished request (worker thread).
+/* Queues the access-log entry of a finished request (worker thread) that
+ * took duration_ns (measured once by the caller, also for the metrics).
  * Never drops a line for its size: see pc_log_format_access. */
-void pc_log_access(pc_worker *w, const pc_req *req);
+void pc_log_access(pc_worker *w, const pc_req *req, uint64_t duration_ns);
 
 /* The longest access-log line, newline included (one ring entry). */
 #define PC_LOG_LINE_MAX 4096

@@ -649,7 +649,7 @@ size_t pc_log_format_access(char *buf, const pc_access_fields *f)
     return head.n + tail.n + endlen;
 }
 
-void pc_log_access(pc_worker *w, const pc_req *r)
+void pc_log_access(pc_worker *w, const pc_req *r, uint64_t duration_ns)
 {
     pc_logger *lg = pc_access_logger;
     size_t head;
@@ -669,7 +669,7 @@ void pc_log_access(pc_worker *w, const pc_req *r)
         .status = r->status,
         .bytes_in = r->bytes_in,
         .bytes_out = r->bytes_out,
-        .duration_ms = (double)(pc_now_ns() - r->start_ns) / 1e6,
+        .duration_ms = (double)duration_ns / 1e6,
         .route = r->route ? r->route->name : NULL,
         .upstream_target = r->upstream_target,
         .upstream_ms = (double)r->upstream_ns / 1e6,

@@ -258,15 +258,16 @@ static void loop_request_done(pc_loop *l, pc_req *req)
     const pc_route *r = req->route;
     unsigned m = req->method ? pc_metrics_method_index(req->method_bit)
                              : PC_METRICS_METHOD_OTHER;
-    uint64_t now = pc_now_ns();
+    uint64_t now = pc_now_ns(); /* one clock read for metrics and log */
+    uint64_t took = now > req->start_ns ? now - req->start_ns : 0;
     /* upstream_ns stays 0 when the attempt was cancelled before it ended
      * (the client timed out or sent too much): no upstream time to show */
     int upstream = req->upstream_target && req->upstream_ns && r && r->upstream;
     pc_metrics_request(l->metrics, r ? r->metrics_id : PC_METRICS_ID_NONE, m,
-                       req->status, now > req->start_ns ? now - req->start_ns : 0,
+                       req->status, took,
                        upstream ? r->upstream->metrics_id : PC_METRICS_ID_NONE,
                        upstream ? req->upstream_ns : 0);
-    pc_log_access((pc_worker *)l, req);
+    pc_log_access((pc_worker *)l, req, took);
 }
 
 static const pc_loop_ops loop_ops = {
