@@ -15,7 +15,8 @@ set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
-nginx-light wrk haproxy linux-perf clang curl procps prometheus"
+nginx-light wrk haproxy linux-perf clang curl procps prometheus \
+redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev"
 
 missing=""
 for p in $PKGS; do
