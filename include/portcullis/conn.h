@@ -26,5 +26,9 @@ void pc_conn_drain(pc_conn *c);
 /* Every connection of the loop: pc_conn_drain / pc_conn_close_now. */
 void pc_conns_drain(pc_loop *l);
 void pc_conns_close_now(pc_loop *l);
+/* TLS connections idle for a whole sweep interval give back OpenSSL's
+ * record buffers (pc_sock_release_tls_buffers). The worker calls it once a
+ * second: an idle TLS connection holds them for at most two seconds. */
+void pc_conns_release_idle(pc_loop *l);
 
 #endif

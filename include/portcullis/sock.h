@@ -74,6 +74,12 @@ struct evbuffer *pc_sock_input(pc_sock *s);
 struct evbuffer *pc_sock_output(pc_sock *s);
 int pc_sock_fd(const pc_sock *s);
 SSL *pc_sock_ssl(const pc_sock *s);
+/* TLS: frees OpenSSL's record buffers (about 34 KiB) of a connection with
+ * nothing buffered either way; 1 when freed. For idle keep-alive
+ * connections (front/conn.c's sweep): busy ones keep them, so a request
+ * costs no allocation, where SSL_MODE_RELEASE_BUFFERS would allocate and
+ * free both buffers on every request. */
+int pc_sock_release_tls_buffers(pc_sock *s);
 
 /* Reading on or off (off: nothing is read; data waits in the kernel). */
 void pc_sock_read(pc_sock *s, int on);

@@ -280,6 +280,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     maybe_resume_listeners(arg);
+    pc_conns_release_idle(&((pc_worker *)arg)->loop);
 }
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg)

@@ -98,6 +98,7 @@ pc_req *pc_conn_new_req(pc_conn *c)
     r->arena = a;
     r->loop = c->loop;
     r->cfg = pc_config_ref(c->loop->cfg);
+    c->recent = 1;
     r->start_ns = pc_now_ns();
     r->max_body = r->cfg->limits.max_body_bytes;
     r->tls = c->tls;
@@ -504,6 +505,7 @@ pc_conn *pc_conn_accept(pc_loop *w, evutil_socket_t fd,
             return NULL;
         }
         c->tls = 1;
+        c->recent = 1;
     }
     c->sock = pc_sock_accept(w->sockloop, fd, ssl);
     if (!c->sock) {
@@ -545,6 +547,20 @@ void pc_conns_drain(pc_loop *l)
         pc_conn *next = c->next;
         pc_conn_drain(c);
         c = next;
+    }
+}
+
+void pc_conns_release_idle(pc_loop *l)
+{
+    /* A connection that started no request since the last sweep and has
+     * none now has been idle for at least one sweep interval. */
+    for (pc_conn *c = l->conns; c; c = c->next) {
+        if (!c->tls || c->req || c->closing)
+            continue;
+        if (c->recent)
+            c->recent = 0;
+        else
+            pc_sock_release_tls_buffers(c->sock);
     }
 }
 

@@ -57,6 +57,8 @@ struct pc_conn {
                                   parsing the next request */
     unsigned peer_eof : 1;
     unsigned counted_ip : 1;
+    unsigned recent : 1;       /* TLS: handshake or request since the last
+                                  pc_conns_release_idle sweep */
     pc_errcode fail;           /* set by parser callbacks */
     const char *fail_msg;
 };

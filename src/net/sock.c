@@ -677,6 +677,17 @@ SSL *pc_sock_ssl(const pc_sock *s)
     return s->ssl;
 }
 
+int pc_sock_release_tls_buffers(pc_sock *s)
+{
+    /* SSL_free_buffers refuses (0) while a buffer holds bytes not yet
+     * consumed or sent: then the next sweep tries again. OpenSSL allocates
+     * them again by itself at the next SSL_read / SSL_write. */
+    if (!s->ssl || s->dead || s->handshaking ||
+        evbuffer_get_length(s->out) > 0)
+        return 0;
+    return SSL_free_buffers(s->ssl) == 1;
+}
+
 void pc_sock_read(pc_sock *s, int on)
 {
     if (s->dead)

@@ -281,9 +281,10 @@ static SSL_CTX *server_ctx(const pc_listen *l, const pc_tls_cert *c,
         ssl_errors(err, at, "cannot set the TLS minimum version for", c->cert);
         goto fail;
     }
-    /* Idle keep-alive connections must stay cheap: drop the read/write
-     * buffers while nothing is in flight. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Idle keep-alive connections must stay cheap, but not by
+     * SSL_MODE_RELEASE_BUFFERS, which frees and allocates both record
+     * buffers around every request: front/conn.c frees them once a
+     * connection has been idle for a second (pc_sock_release_tls_buffers). */
     /* Read whole records (and what follows) in one read(2) instead of a
      * 5-byte header read plus a body read. */
     SSL_CTX_set_read_ahead(ctx, 1);

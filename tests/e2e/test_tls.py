@@ -143,6 +143,33 @@ def test_bodies_over_tls(tg):
     assert tg.up.requests()[-2]["crc32"] == zlib.crc32(body)
 
 
+def test_idle_connection_gives_back_buffers_and_goes_on(tg):
+    """An idle TLS connection's record buffers are freed by the worker's
+    once-a-second sweep; the connection must go on as if nothing happened:
+    right after the handshake, between requests, and in the middle of a
+    head (then nothing is freed)."""
+    import time
+    with RawConn(tg.p12, tls=helpers.client_ctx(tg.certs.ca), sni="a.test") as c:
+        time.sleep(2.3)  # idle since the handshake: two sweeps
+        c.send(build_request("GET", "/first", host="a.test"))
+        assert c.read_response().status == 200
+        time.sleep(2.3)
+        body = pattern_bytes(300_000)
+        c.send(build_request("POST", "/after-idle", body=body, host="a.test") +
+               build_request("GET", "/bytes/70000", host="a.test"))
+        r = c.read_response()
+        assert r.status == 200 and r.json()["body_len"] == len(body)
+        r = c.read_response()
+        assert r.status == 200 and r.body == pattern_bytes(70_000)
+        req = build_request("GET", "/split-head", host="a.test")
+        c.send(req[:20])
+        time.sleep(2.3)
+        c.send(req[20:])
+        assert c.read_response().status == 200
+    assert tg.up.requests()[-3]["crc32"] == zlib.crc32(body)
+    assert tg.up.last_request()["path"] == "/split-head"
+
+
 def test_plain_http_on_tls_port(tg):
     mark = tg.up.mark()
     with RawConn(tg.p12, timeout=5) as c:
