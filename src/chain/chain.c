@@ -35,6 +35,8 @@ static const pc_stage_ops *const stages[] = {
     &pc_stage_signature, /* 4: webhook HMAC of the raw body */
     &pc_stage_ratelimit, /* 5: token buckets (process-wide table) */
     &pc_stage_route,     /* 6: 404 / 405 */
+    &pc_stage_compress,  /* 10: response compression (its body filter
+                            sits above the producers' in the body flow) */
     &pc_stage_proxy,     /* 9: forward */
 };
 

@@ -31,6 +31,10 @@ rewrite do not matter):
                   answer its length and CRC-32
   /status/CODE    answer CODE with a small JSON body
   /hopbyhop       answer with hop-by-hop headers a proxy must drop
+  /doc/N          N bytes of compressible text (doc_bytes), headers from
+                  the query: ct (Content-Type, default application/json),
+                  ce (Content-Encoding), etag, cc (Cache-Control), vary,
+                  status (default 200), chunked=1 (chunked, 1000-byte chunks)
   anything else   echo: JSON of what was received
 
 Usage: upstream.py --log FILE [--name N] [--host H] [--port P]
@@ -75,6 +79,18 @@ def pattern_chunks(n, size=65536):
 
 def pattern_bytes(n):
     return b"".join(pattern_chunks(n))
+
+
+def doc_bytes(n):
+    """The deterministic, compressible body of /doc/N."""
+    out, i = [], 0
+    size = 0
+    while size < n:
+        line = b'{"id": %d, "name": "item-%d", "tags": ["alpha", "beta"], "ok": true}\n' % (i, i)
+        out.append(line)
+        size += len(line)
+        i += 1
+    return b"".join(out)[:n]
 
 
 def pattern_crc(n):
@@ -408,6 +424,9 @@ class Conn(threading.Thread):
                 time.sleep(gap)
                 self.send(b"d")
             return req["keep"]
+        m = re.search(r"/doc/(\d+)", path)
+        if m:
+            return self.doc(req, int(m.group(1)))
         if "/hopbyhop" in path:
             extra = [("Connection", "X-Up-Secret, Keep-Alive"), ("X-Up-Secret", "1"),
                      ("Keep-Alive", "timeout=5"), ("X-Up-Public", "1")]
@@ -427,6 +446,31 @@ class Conn(threading.Thread):
             "body_len": b.len, "crc32": b.crc,
         }).encode()
         return self.simple(req, 200, "application/json", payload)
+
+    def doc(self, req, n):
+        from urllib.parse import parse_qs
+        q = {k: v[0] for k, v in parse_qs(req["query"] or "").items()}
+        status = int(q.get("status", "200"))
+        hdrs = [("Content-Type", q.get("ct", "application/json"))]
+        for key, name in (("ce", "Content-Encoding"), ("etag", "ETag"),
+                          ("cc", "Cache-Control"), ("vary", "Vary")):
+            if key in q:
+                hdrs.append((name, q[key]))
+        hdrs.append(("Accept-Ranges", "bytes"))
+        body = doc_bytes(n)
+        if status in (204, 304):
+            self.send(self.head_bytes(status, hdrs, req["keep"]))
+            return req["keep"]
+        if q.get("chunked") == "1":
+            self.send(self.head_bytes(status, hdrs + [("Transfer-Encoding", "chunked")],
+                                      req["keep"]))
+            if req["method"] != "HEAD":
+                for off in range(0, len(body), 1000):
+                    c = body[off:off + 1000]
+                    self.send(b"%x\r\n" % len(c) + c + b"\r\n")
+                self.send(b"0\r\n\r\n")
+            return req["keep"]
+        return self.simple(req, status, hdrs[0][1], body, hdrs[1:])
 
     def chunked(self, req, n):
         m = re.search(r"chunk=(\d+)", req["query"])

@@ -576,7 +576,6 @@ Test(config, later_features_rejected)
     EXPECT("2:1: 'cache' is not supported by this build yet",
            "6:5: 'health_check' is not supported by this build yet",
            "7:5: 'circuit_breaker' is not supported by this build yet",
-           "11:5: 'compress' is not supported by this build yet",
            "12:34: 'scope: cluster' is not supported by this build yet "
            "(only 'local': per process)",
            "13:5: 'cache' is not supported by this build yet",
