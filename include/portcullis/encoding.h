@@ -60,4 +60,19 @@ uint64_t pc_encoder_in(const pc_encoder *enc);
 uint64_t pc_encoder_out(const pc_encoder *enc);
 void pc_encoder_free(pc_encoder *enc);
 
+/* A per-thread cache of finished encoders (one per event loop; no lock):
+ * gzip and zstd streams are reset and reused instead of freed and
+ * allocated again for every response (zstd's and a large-window deflate's
+ * state are big enough for malloc to map and unmap them each time). br
+ * has no reset: its encoders are freed. */
+typedef struct pc_encoder_pool pc_encoder_pool;
+
+pc_encoder_pool *pc_encoder_pool_new(void);
+void pc_encoder_pool_free(pc_encoder_pool *p);
+/* pc_encoder_new, from the pool when it holds a reusable one (p may be
+ * NULL). */
+pc_encoder *pc_encoder_get(pc_encoder_pool *p, pc_enc e, uint64_t size_hint);
+/* Gives enc back (finished or not; p may be NULL: then freed). */
+void pc_encoder_put(pc_encoder_pool *p, pc_encoder *enc);
+
 #endif

@@ -22,12 +22,14 @@
  * proxy), so their body filters see the upstream's bytes. */
 #include <ctype.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "portcullis/chain.h"
 #include "portcullis/encoding.h"
 #include "portcullis/errlog.h"
+#include "portcullis/loop.h"
 #include "portcullis/trie.h"
 #include "portcullis/util.h"
 
@@ -280,7 +282,7 @@ static void cz_release(pc_req *req, unsigned slot)
 {
     cz_slot *s = pc_req_slot(req, slot);
     if (s) {
-        pc_encoder_free(s->e);
+        pc_encoder_put(req->loop->stage_state[slot], s->e);
         s->e = NULL;
     }
 }
@@ -315,7 +317,7 @@ static void cz_on_response(pc_req *req, unsigned self, pc_resp *resp)
                         ? resp->framing.length
                         : 0;
     if (!(req->method_bit & PC_M_HEAD)) {
-        s->e = pc_encoder_new(s->enc, hint);
+        s->e = pc_encoder_get(req->loop->stage_state[self], s->enc, hint);
         if (!s->e) { /* out of memory: send it as it is */
             pc_log(PC_LOG_WARN, "request %s: no memory for a %s encoder",
                    req->request_id, pc_enc_name(s->enc));
@@ -330,12 +332,32 @@ static void cz_on_response(pc_req *req, unsigned self, pc_resp *resp)
     pc_body_filter_add(req, self, &cz_body);
 }
 
+/* ---- per worker: the encoder pool -------------------------------------- */
+
+static void *cz_worker_init(pc_loop *l)
+{
+    (void)l;
+    pc_encoder_pool *p = pc_encoder_pool_new();
+    if (!p) {
+        fputs("portcullis: out of memory allocating an encoder pool\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void cz_worker_free(void *p)
+{
+    pc_encoder_pool_free(p);
+}
+
 const pc_stage_ops pc_stage_compress = {
     .name = "compress",
     .route_key = "compress",
     .configure_route = cz_configure_route,
     .free_route = cz_free,
     .route_json = cz_json,
+    .worker_init = cz_worker_init,
+    .worker_free = cz_worker_free,
     .on_request = cz_on_request,
     .on_response = cz_on_response,
 };

@@ -166,6 +166,7 @@ pc_enc pc_accept_enc_pick(const pc_accept_enc *a, unsigned offered)
 struct pc_encoder {
     pc_enc kind;
     int finished;
+    int wbits;  /* gzip: the window it was made with (reset keeps it) */
     uint64_t in, out;
     union {
         z_stream z;
@@ -187,6 +188,15 @@ static int window_bits(uint64_t hint, int lo, int hi)
     return b;
 }
 
+static int zstd_params(ZSTD_CCtx *z, uint64_t size_hint)
+{
+    int wl = window_bits(size_hint, 10, 20); /* zstd: windowLog >= 10 */
+    return ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 1)) ||
+                   ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, wl))
+               ? -1
+               : 0;
+}
+
 pc_encoder *pc_encoder_new(pc_enc e, uint64_t size_hint)
 {
     pc_encoder *enc = malloc(sizeof *enc);
@@ -206,6 +216,7 @@ pc_encoder *pc_encoder_new(pc_enc e, uint64_t size_hint)
             free(enc);
             return NULL;
         }
+        enc->wbits = wb;
         return enc;
     }
     case PC_ENC_BR: {
@@ -228,11 +239,7 @@ pc_encoder *pc_encoder_new(pc_enc e, uint64_t size_hint)
         enc->u.zs = ZSTD_createCCtx();
         if (!enc->u.zs)
             break;
-        int wl = window_bits(size_hint, 10, 20); /* zstd: windowLog >= 10 */
-        if (ZSTD_isError(ZSTD_CCtx_setParameter(enc->u.zs,
-                                                ZSTD_c_compressionLevel, 1)) ||
-            ZSTD_isError(ZSTD_CCtx_setParameter(enc->u.zs, ZSTD_c_windowLog,
-                                                wl))) {
+        if (zstd_params(enc->u.zs, size_hint) != 0) {
             ZSTD_freeCCtx(enc->u.zs);
             break;
         }
@@ -378,4 +385,80 @@ void pc_encoder_free(pc_encoder *enc)
         break;
     }
     free(enc);
+}
+
+/* ---- per-thread pool -------------------------------------------------- */
+
+#define POOL_MAX 8
+
+struct pc_encoder_pool {
+    pc_encoder *idle[POOL_MAX];
+    unsigned n;
+};
+
+pc_encoder_pool *pc_encoder_pool_new(void)
+{
+    return calloc(1, sizeof(pc_encoder_pool));
+}
+
+void pc_encoder_pool_free(pc_encoder_pool *p)
+{
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->n; i++)
+        pc_encoder_free(p->idle[i]);
+    free(p);
+}
+
+/* Back to a fresh stream; 0 when reusable for (e, hint). */
+static int reuse(pc_encoder *enc, pc_enc e, uint64_t size_hint)
+{
+    if (enc->kind != e)
+        return -1;
+    if (e == PC_ENC_GZIP) {
+        if (enc->wbits != window_bits(size_hint, 9, 15) ||
+            deflateReset(&enc->u.z) != Z_OK)
+            return -1;
+    } else if (e == PC_ENC_ZSTD) {
+        if (ZSTD_isError(ZSTD_CCtx_reset(enc->u.zs,
+                                         ZSTD_reset_session_and_parameters)) ||
+            zstd_params(enc->u.zs, size_hint) != 0)
+            return -1;
+    } else {
+        return -1;
+    }
+    enc->finished = 0;
+    enc->in = enc->out = 0;
+    return 0;
+}
+
+pc_encoder *pc_encoder_get(pc_encoder_pool *p, pc_enc e, uint64_t size_hint)
+{
+    for (unsigned i = p ? p->n : 0; i-- > 0;) {
+        pc_encoder *enc = p->idle[i];
+        if (enc->kind != e)
+            continue;
+        p->idle[i] = p->idle[--p->n];
+        if (reuse(enc, e, size_hint) == 0)
+            return enc;
+        pc_encoder_free(enc); /* another window: make the right one */
+        break;
+    }
+    return pc_encoder_new(e, size_hint);
+}
+
+void pc_encoder_put(pc_encoder_pool *p, pc_encoder *enc)
+{
+    if (!enc)
+        return;
+    if (!p || enc->kind == PC_ENC_BR) {
+        pc_encoder_free(enc);
+        return;
+    }
+    if (p->n == POOL_MAX) { /* the oldest goes */
+        pc_encoder_free(p->idle[0]);
+        memmove(p->idle, p->idle + 1, (POOL_MAX - 1) * sizeof p->idle[0]);
+        p->n--;
+    }
+    p->idle[p->n++] = enc;
 }

@@ -210,3 +210,44 @@ Test(encoding, emit_failure_is_reported)
     cr_assert_null(pc_encoder_new(PC_ENC_IDENTITY, 0));
     free(t);
 }
+
+Test(encoding, pool_reuses_gzip_and_zstd_streams)
+{
+    pc_encoder_pool *p = pc_encoder_pool_new();
+    char *t = text(50000);
+    for (int kind = 0; kind < 2; kind++) {
+        pc_enc e = kind ? PC_ENC_ZSTD : PC_ENC_GZIP;
+        pc_encoder *first = NULL;
+        for (int round = 0; round < 3; round++) {
+            pc_encoder *enc = pc_encoder_get(p, e, 50000);
+            cr_assert_not_null(enc);
+            if (round == 0)
+                first = enc;
+            else
+                cr_assert_eq(enc, first, "the finished stream is reused");
+            outbuf o = {0};
+            /* round 2 gives it back unfinished: a reset still starts clean */
+            cr_assert_eq(pc_encoder_run(enc, t, 50000, round != 1, collect, &o), 0);
+            if (round != 1) {
+                cr_assert_eq(pc_encoder_in(enc), 50000);
+                if (kind)
+                    check_zstd(&o, t, 50000);
+                else
+                    check_gzip(&o, t, 50000);
+            }
+            free(o.p);
+            pc_encoder_put(p, enc);
+        }
+    }
+    /* another window size: not the pooled gzip stream, still correct */
+    pc_encoder *small = pc_encoder_get(p, PC_ENC_GZIP, 600);
+    outbuf o = {0};
+    cr_assert_eq(pc_encoder_run(small, t, 600, 1, collect, &o), 0);
+    check_gzip(&o, t, 600);
+    free(o.p);
+    pc_encoder_put(p, small);
+    pc_encoder_put(p, pc_encoder_get(p, PC_ENC_BR, 0)); /* freed, not kept */
+    pc_encoder_put(NULL, pc_encoder_get(NULL, PC_ENC_ZSTD, 0));
+    pc_encoder_pool_free(p);
+    free(t);
+}
