@@ -18,7 +18,9 @@
 #include "portcullis/config.h"
 #include "portcullis/loader.h"
 #include "portcullis/log.h"
+#include "portcullis/breaker.h"
 #include "portcullis/metrics.h"
+#include "portcullis/proxy.h"
 #include "portcullis/tls.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
@@ -33,6 +35,10 @@ typedef struct app {
                                    previous generation waits for them */
     struct event *reload_wait;  /* polls until every worker applied it */
     int reload_pending;         /* handed over, not yet applied by all */
+    pc_tstate_table *tstates;   /* every target's circuit and health, and
+                                   pool counts, by stable name: kept
+                                   across reloads (proxy/targets.c) */
+    pc_health *health;          /* the health-check thread */
     const char *file;
     int stopping;
 } app;
@@ -277,6 +283,7 @@ static int reload_apply(app *a)
         return 0;
     }
     nc->generation = old->generation + 1;
+    pc_targets_bind(a->tstates, nc);
     if (nc->workers != old->workers)
         pc_log(PC_LOG_WARN, "reload: workers changed from %llu to %llu: "
                             "applies at the next start",
@@ -299,6 +306,7 @@ static int reload_apply(app *a)
         fds[k] = NULL;
     }
     free(fds);
+    pc_health_reconfigure(a->health, nc);
     pc_config_unref(old);
     return 1;
 }
@@ -345,6 +353,8 @@ static int run(const char *file)
     pthread_mutex_init(&a.rt.cfg_lock, NULL);
     a.rt.per_ip = pc_ipcount_new();
     a.rt.buckets = pc_bucket_table_new(0);
+    a.tstates = pc_tstate_table_new();
+    pc_targets_bind(a.tstates, cfg);
     a.base = event_base_new();
     int rc = 2;
     pc_admin *admin = NULL;
@@ -357,6 +367,9 @@ static int run(const char *file)
     }
     admin = pc_admin_start(a.base, &a.rt);
     if (!admin)
+        goto out;
+    a.health = pc_health_start(cfg);
+    if (!a.health)
         goto out;
     pc_access_logger = pc_logger_start(&cfg->log, a.rt.nworkers);
     if (!pc_access_logger && cfg->log.access && strcmp(cfg->log.access, "off") != 0)
@@ -396,6 +409,7 @@ out:
         pc_worker_join_free(a.rt.workers[i]);
     free(a.rt.workers);
     pc_admin_free(admin);
+    pc_health_stop(a.health);
     pc_logger_stop(pc_access_logger);
     pc_access_logger = NULL;
     if (a.deadline)
@@ -412,6 +426,7 @@ out:
     pc_ipcount_free(a.rt.per_ip);
     pc_bucket_table_free(a.rt.buckets);
     pc_config_unref(a.rt.cfg);
+    pc_tstate_table_free(a.tstates);
     pthread_mutex_destroy(&a.rt.cfg_lock);
     if (rc == 0)
         pc_log(PC_LOG_INFO, "stopped");

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "portcullis/breaker.h"
 #include "portcullis/cidr.h"
 #include "portcullis/errlog.h"
 #include "portcullis/loop.h"
@@ -83,7 +84,30 @@ typedef struct pc_target {
                                      any of these never share a pooled
                                      connection; stable across reloads
                                      that keep them (config_upstream.c) */
+    pc_tstate *state;             /* circuit and health, per process, by
+                                     "UPSTREAM URL"; pool_stat: connection
+                                     counts, all workers, by pool_key.
+                                     Set by pc_targets_bind (proxy/) before
+                                     the generation is published, one
+                                     reference each; NULL in generations
+                                     never bound (-t, tests): no breaker,
+                                     always healthy */
+    pc_tstate *pool_stat;
 } pc_target;
+
+/* An upstream's health_check block (CONTRACT §2). */
+typedef struct pc_health_conf {
+    int enabled;              /* the block is present */
+    char *path;               /* default "/healthz" */
+    uint64_t interval;        /* ms, default 5s */
+    uint64_t timeout;         /* ms, default 1s, at most interval */
+    uint64_t healthy_after;   /* 1..100, default 2 */
+    uint64_t unhealthy_after; /* 1..100, default 3 */
+} pc_health_conf;
+
+/* Most targets per upstream (balancing keeps tried/skipped targets in one
+ * 64-bit mask). */
+#define PC_MAX_TARGETS 64
 
 typedef enum { PC_BAL_ROUND_ROBIN, PC_BAL_LEAST_CONN, PC_BAL_IP_HASH } pc_balance;
 
@@ -101,6 +125,8 @@ typedef struct pc_upstream {
     int tls_verify;           /* default 1 */
     char *ca_file;            /* NULL = system default store */
     SSL_CTX *ssl_ctx;         /* client context, NULL when no https target */
+    pc_health_conf health;
+    pc_breaker_conf breaker;
     size_t index;             /* position in pc_config.upstreams */
     uint32_t metrics_id;      /* stable label id (lib/metrics.c) */
 } pc_upstream;
@@ -184,7 +210,7 @@ typedef struct pc_stage_hooks {
  * reference. On failure returns NULL with every problem in err (formatted
  * "FILE:LINE:COL: message"), having freed all it built. Keys of later
  * features (redis, jwt, cache, acl, rate_limit, validate, compress,
- * verify_signature, webhooks, health_check, circuit_breaker) are rejected
+ * verify_signature, webhooks) are rejected
  * with "'x' is not supported by this build yet" so that no security setting
  * is ever silently ignored. Errors come back sorted by line and column. */
 pc_config *pc_config_load_with(const char *file, const pc_stage_hooks *hooks,

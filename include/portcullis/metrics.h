@@ -96,10 +96,20 @@ unsigned pc_metrics_method_index(uint32_t method_bit);
 /* The label of a method index ("OTHER" when out of range). Pure. */
 const char *pc_metrics_method_name(unsigned idx);
 
+/* One target's circuit for portcullis_circuit_state{upstream,target}
+ * (0 closed, 1 half-open, 2 open); the strings are borrowed. */
+typedef struct pc_metrics_circuit {
+    const char *upstream, *target;
+    int state;
+} pc_metrics_circuit;
+
 /* The values the registry does not own, read by the admin listener. */
 typedef struct pc_metrics_gauges {
     long connections_active; /* rt->connections */
     uint64_t log_dropped;    /* pc_logger_dropped */
+    const pc_metrics_circuit *circuits; /* every target of the current
+                                           generation (per-process state) */
+    size_t ncircuits;
 } pc_metrics_gauges;
 
 /* The whole exposition, NUL-terminated, in a buffer the caller frees;

@@ -136,6 +136,27 @@ static json_t *upstream_json(const pc_upstream *u)
     json_object_set_new(o, "preserve_host", json_boolean(u->preserve_host));
     json_object_set_new(o, "tls_verify", json_boolean(u->tls_verify));
     json_object_set_new(o, "ca_file", str_or_null(u->ca_file));
+    if (u->health.enabled)
+        json_object_set_new(
+            o, "health_check",
+            json_pack("{s:s,s:o,s:o,s:I,s:I}", "path", u->health.path,
+                      "interval", dur(u->health.interval), "timeout",
+                      dur(u->health.timeout), "healthy_after",
+                      (json_int_t)u->health.healthy_after, "unhealthy_after",
+                      (json_int_t)u->health.unhealthy_after));
+    if (u->breaker.enabled) {
+        json_t *st = json_array();
+        for (int code = 100; code < 600; code++)
+            if (pc_breaker_status_fails(&u->breaker, code))
+                json_array_append_new(st, json_integer(code));
+        json_object_set_new(
+            o, "circuit_breaker",
+            json_pack("{s:I,s:o,s:o,s:I}", "failures",
+                      (json_int_t)u->breaker.failures, "failure_statuses", st,
+                      "open_for", dur(u->breaker.open_for),
+                      "half_open_requests",
+                      (json_int_t)u->breaker.half_open_requests));
+    }
     return o;
 }
 

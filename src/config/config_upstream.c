@@ -151,6 +151,11 @@ static void read_targets(pc_upstream *u, const pc_node *upn, const pc_node *seq,
                       u->name);
         return;
     }
+    if (seq->n > PC_MAX_TARGETS) {
+        pc_errors_add(err, seq, "upstream '%s' has %zu targets (at most %d)",
+                      u->name, seq->n, PC_MAX_TARGETS);
+        return;
+    }
     u->targets = pc_xcalloc(seq->n, sizeof *u->targets);
     for (size_t i = 0; i < seq->n; i++) {
         if (pc_node_expect_map(seq->vals[i], "target", err) < 0)
@@ -249,15 +254,114 @@ static void set_pool_keys(const pc_upstream *u, int https, const pc_node *n,
     }
 }
 
+/* A path for the health check's request line: origin-form, visible
+ * ASCII, no fragment. */
+static int valid_check_path(const char *p)
+{
+    if (p[0] != '/' || strlen(p) > 1024)
+        return 0;
+    for (; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
+            return 0;
+    return 1;
+}
+
+static void read_health(pc_upstream *u, const pc_node *n, pc_errors *err)
+{
+    static const char *const keys[] = {"path",          "interval",
+                                       "timeout",       "healthy_after",
+                                       "unhealthy_after", NULL};
+    pc_health_conf *h = &u->health;
+    h->enabled = 1;
+    h->path = pc_xstrdup("/healthz");
+    h->interval = 5000;
+    h->timeout = 1000;
+    h->healthy_after = 2;
+    h->unhealthy_after = 3;
+    if (pc_node_expect_map(n, "health_check", err) < 0)
+        return;
+    pc_config_check_block(n, keys, NULL, "health_check", err);
+    const pc_node *v;
+    char *s;
+    if ((v = pc_node_get(n, "path")) && pc_node_str(v, "path", &s, err) == 0) {
+        if (!valid_check_path(s)) {
+            pc_errors_add(err, v,
+                          "invalid health_check path '%s' (must start with "
+                          "'/', at most 1024 visible ASCII characters, no "
+                          "'#')",
+                          s);
+            free(s);
+        } else {
+            free(h->path);
+            h->path = s;
+        }
+    }
+    if ((v = pc_node_get(n, "interval")))
+        pc_config_duration(v, "interval", 10, DAY_MS, &h->interval, err);
+    const pc_node *tn = pc_node_get(n, "timeout");
+    if (tn && pc_config_duration(tn, "timeout", 1, DAY_MS, &h->timeout, err) == 0 &&
+        h->timeout > h->interval)
+        pc_errors_add(err, tn,
+                      "health_check timeout (%llums) must not exceed its "
+                      "interval (%llums)",
+                      (unsigned long long)h->timeout,
+                      (unsigned long long)h->interval);
+    else if (!tn && h->timeout > h->interval)
+        h->timeout = h->interval; /* the default 1s, under a shorter interval */
+    if ((v = pc_node_get(n, "healthy_after")))
+        pc_node_uint(v, "healthy_after", 1, 100, &h->healthy_after, err);
+    if ((v = pc_node_get(n, "unhealthy_after")))
+        pc_node_uint(v, "unhealthy_after", 1, 100, &h->unhealthy_after, err);
+}
+
+static void read_breaker(pc_upstream *u, const pc_node *n, pc_errors *err)
+{
+    static const char *const keys[] = {"failures", "failure_statuses",
+                                       "open_for", "half_open_requests", NULL};
+    pc_breaker_conf *b = &u->breaker;
+    b->enabled = 1;
+    b->failures = 5;
+    b->open_for = 30000;
+    b->half_open_requests = 1;
+    if (pc_node_expect_map(n, "circuit_breaker", err) < 0)
+        return;
+    pc_config_check_block(n, keys, NULL, "circuit_breaker", err);
+    const pc_node *v;
+    if ((v = pc_node_get(n, "failures")))
+        pc_node_uint(v, "failures", 1, 1000, &b->failures, err);
+    if ((v = pc_node_get(n, "open_for")))
+        pc_config_duration(v, "open_for", 1, DAY_MS, &b->open_for, err);
+    if ((v = pc_node_get(n, "half_open_requests")))
+        pc_node_uint(v, "half_open_requests", 1, 1000, &b->half_open_requests,
+                     err);
+    if (!(v = pc_node_get(n, "failure_statuses"))) {
+        pc_breaker_status_set(b, 502);
+        pc_breaker_status_set(b, 503);
+        pc_breaker_status_set(b, 504);
+        return;
+    }
+    if (pc_node_expect_seq(v, "failure_statuses", err) < 0)
+        return;
+    for (size_t i = 0; i < v->n; i++) {
+        uint64_t st;
+        if (pc_node_uint(v->vals[i], "failure_statuses", 100, 599, &st, err) < 0)
+            continue;
+        if (pc_breaker_status_fails(b, (int)st))
+            pc_errors_add(err, v->vals[i], "duplicate status %llu in "
+                                           "failure_statuses",
+                          (unsigned long long)st);
+        pc_breaker_status_set(b, (unsigned)st);
+    }
+}
+
 static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
                           const pc_node *n, pc_errors *err)
 {
     static const char *const keys[] = {
         "targets",         "balance",      "keepalive", "idle_timeout",
         "connect_timeout", "read_timeout", "retries",   "preserve_host",
-        "tls_verify",      "ca_file",      NULL};
-    static const char *const later[] = {"health_check", "circuit_breaker",
-                                        NULL};
+        "tls_verify",      "ca_file",      "health_check", "circuit_breaker",
+        NULL};
     size_t before = err->n;
     u->name = pc_xstrdup(key->value);
     u->balance = PC_BAL_ROUND_ROBIN;
@@ -274,9 +378,14 @@ static void read_upstream(pc_config *c, pc_upstream *u, const pc_node *key,
                       u->name);
     if (pc_node_expect_map(n, u->name, err) < 0)
         return;
-    pc_config_check_block(n, keys, later, "upstream", err);
+    pc_config_check_block(n, keys, NULL, "upstream", err);
     read_targets(u, n, pc_node_get(n, "targets"), err);
     read_settings(c, u, n, err);
+    const pc_node *v;
+    if ((v = pc_node_get(n, "health_check")))
+        read_health(u, v, err);
+    if ((v = pc_node_get(n, "circuit_breaker")))
+        read_breaker(u, v, err);
     int https = 0;
     for (size_t i = 0; i < u->ntargets; i++)
         https |= u->targets[i].tls;
@@ -308,7 +417,10 @@ void pc_config_free_upstreams(pc_config *c)
             free(u->targets[j].host);
             free(u->targets[j].hostport);
             free(u->targets[j].pool_key);
+            pc_tstate_unref(u->targets[j].state);
+            pc_tstate_unref(u->targets[j].pool_stat);
         }
+        free(u->health.path);
         free(u->targets);
         free(u->ca_file);
         free(u->name);

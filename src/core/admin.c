@@ -1,5 +1,5 @@
 /* admin.c: the admin listener (CONTRACT §5): /healthz, /readyz,
- * /metrics, /admin/routes, /admin/config, with admin.token checked in
+ * /metrics, /admin/routes, /admin/upstreams, /admin/config, with admin.token checked in
  * constant time.
  * Runs on the main thread's event loop (admin traffic is small and never
  * on the proxy's hot path); reads the current generation under the
@@ -45,6 +45,7 @@
 #include "portcullis/headscan.h"
 #include "portcullis/log.h"
 #include "portcullis/metrics.h"
+#include "portcullis/proxy.h"
 #include "portcullis/util.h"
 
 /* A growing byte string, bounded by the head size of the request. */
@@ -274,17 +275,61 @@ static void add_route(void *data, void *ctx)
     json_array_append_new(arr, o);
 }
 
+/* GET /admin/upstreams (CONTRACT §5): every target's health, circuit and
+ * pooled connections (all workers), from the per-process target state. */
+static json_t *upstreams_json(const pc_config *cfg)
+{
+    static const char *const circuit[] = {"closed", "half_open", "open"};
+    json_t *ups = json_object();
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const pc_upstream *u = &cfg->upstreams[i];
+        json_t *targets = json_array();
+        for (size_t k = 0; k < u->ntargets; k++) {
+            const pc_target *t = &u->targets[k];
+            long active = 0, idle = 0;
+            if (t->pool_stat) {
+                active = atomic_load(&t->pool_stat->active);
+                idle = atomic_load(&t->pool_stat->idle);
+            }
+            json_array_append_new(
+                targets,
+                json_pack("{s:s,s:b,s:s,s:I,s:I}", "url", t->url, "healthy",
+                          pc_target_healthy(u, t), "circuit",
+                          circuit[pc_target_circuit(u, t)], "active",
+                          (json_int_t)(active > 0 ? active : 0), "idle",
+                          (json_int_t)(idle > 0 ? idle : 0)));
+        }
+        json_object_set_new(ups, u->name, json_pack("{s:o}", "targets", targets));
+    }
+    return json_pack("{s:o}", "upstreams", ups);
+}
+
 /* GET /metrics: open even when admin.token is set (CONTRACT §5). */
-static void reply_metrics(aconn *c)
+static void reply_metrics(aconn *c, const pc_config *cfg)
 {
     long conns = atomic_load(&c->a->rt->connections);
+    size_t nt = 0;
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        nt += cfg->upstreams[i].ntargets;
+    pc_metrics_circuit *circ = pc_xcalloc(nt ? nt : 1, sizeof *circ);
+    nt = 0;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const pc_upstream *u = &cfg->upstreams[i];
+        for (size_t k = 0; k < u->ntargets; k++)
+            circ[nt++] = (pc_metrics_circuit){
+                u->name, u->targets[k].url,
+                (int)pc_target_circuit(u, &u->targets[k])};
+    }
     pc_metrics_gauges g = {
         .connections_active = conns > 0 ? conns : 0,
         .log_dropped = pc_access_logger ? pc_logger_dropped(pc_access_logger)
                                         : 0,
+        .circuits = circ,
+        .ncircuits = nt,
     };
     size_t n;
     char *text = pc_metrics_render(&g, &n);
+    free(circ);
     respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, n);
     free(text);
 }
@@ -305,8 +350,10 @@ static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
         reply_json(c, 200, json_pack("{s:o}", "routes", arr));
     } else if (strcmp(path, "/admin/config") == 0) {
         reply_json(c, 200, pc_config_to_json(cfg));
+    } else if (strcmp(path, "/admin/upstreams") == 0) {
+        reply_json(c, 200, upstreams_json(cfg));
     } else if (strcmp(path, "/metrics") == 0) {
-        reply_metrics(c);
+        reply_metrics(c, cfg);
     } else {
         return 0;
     }
@@ -318,6 +365,7 @@ static int known_path(const char *path)
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
            strcmp(path, "/metrics") == 0 ||
            strcmp(path, "/admin/routes") == 0 ||
+           strcmp(path, "/admin/upstreams") == 0 ||
            strcmp(path, "/admin/config") == 0;
 }
 

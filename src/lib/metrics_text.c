@@ -123,6 +123,23 @@ char *pc_metrics_render(const pc_metrics_gauges *g, size_t *len)
                    "# TYPE portcullis_log_dropped_total counter\n"
                    "portcullis_log_dropped_total %" PRIu64 "\n",
                    g->connections_active, g->log_dropped);
+    if (g->ncircuits)
+        pc_mbuf_printf(&b, "# HELP portcullis_circuit_state Circuit of each "
+                           "upstream target: 0 closed, 1 half-open, 2 open.\n"
+                           "# TYPE portcullis_circuit_state gauge\n");
+    for (size_t i = 0; i < g->ncircuits; i++) {
+        const pc_metrics_circuit *c = &g->circuits[i];
+        char *u = pc_xmalloc(2 * strlen(c->upstream) + 1);
+        char *t = pc_xmalloc(2 * strlen(c->target) + 1);
+        pc_metrics_escape(u, c->upstream);
+        pc_metrics_escape(t, c->target);
+        pc_mbuf_printf(&b,
+                       "portcullis_circuit_state{upstream=\"%s\",target=\"%s\"} "
+                       "%d\n",
+                       u, t, c->state);
+        free(u);
+        free(t);
+    }
     *len = b.n;
     return b.p;
 }

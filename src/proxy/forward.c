@@ -63,6 +63,8 @@ typedef struct attempt {
     unsigned interim;          /* 1xx heads so far */
     pc_headscan scan;          /* its line discipline and status line */
     int got_bytes;             /* the upstream sent something */
+    int probe;                 /* admitted as a half-open probe */
+    int recorded;              /* its outcome went to the breaker */
     int up_eof;                /* upstream closed; input may remain */
 } attempt;
 
@@ -88,7 +90,7 @@ typedef struct fwd {
 
 static const pc_handler_ops handler_ops;
 static const llhttp_settings_t resp_settings;
-static void start_attempt(fwd *f);
+static void start_attempt(fwd *f, int probe);
 static void up_read_cb(pc_sock *s, void *arg);
 static void parser_init(fwd *f);
 
@@ -143,11 +145,25 @@ static void finish_error(fwd *f, pc_errcode e, const char *msg)
         r->sink->error(r, e, msg);
 }
 
+/* THE place where an attempt's outcome reaches the circuit breaker: once
+ * per attempt, at its final response head (ok unless the status is in
+ * failure_statuses) or at its failure, whichever comes first. A request
+ * the client cancels records nothing (a probe slot it held is given back
+ * when its half-open round ends). */
+static void attempt_outcome(fwd *f, int ok)
+{
+    if (f->a.recorded || !f->up->breaker.enabled)
+        return;
+    f->a.recorded = 1;
+    pc_targets_record(f->up, f->target, ok, f->a.probe, pc_now_ns());
+}
+
 static void attempt_failed(fwd *f, failure why)
 {
     pc_req *r = f->req;
     int reused = f->a.uc && f->a.uc->requests > 0;
     int got_bytes = f->a.got_bytes;
+    int probe = f->a.probe;
     pc_log(PC_LOG_DEBUG, "upstream %s: attempt to %s failed (%d)", f->up->name,
            f->target->url, (int)why);
     detach_conn(f, 0);
@@ -156,18 +172,19 @@ static void attempt_failed(fwd *f, failure why)
             f->fresh_retry_used = 1;
             f->attempts--; /* not the target's fault: not a retry */
             f->force_fresh = 1;
-            start_attempt(f); /* same target, fresh connection */
+            start_attempt(f, probe); /* same target, fresh connection */
             return;
         }
-        if (why != F_TIMEOUT && why != F_INVALID && idempotent(r) &&
-            f->attempts <= f->up->retries) {
-            int i = pc_balance_pick(r->loop->pools, r->cfg, f->up, &r->client,
-                                    f->tried);
-            if (i >= 0) {
-                f->target = &f->up->targets[i];
-                start_attempt(f);
-                return;
-            }
+    }
+    attempt_outcome(f, 0);
+    if (!f->resp_started && f->replayable && why != F_TIMEOUT &&
+        why != F_INVALID && idempotent(r) && f->attempts <= f->up->retries) {
+        int i = pc_targets_choose(r->loop->pools, r->cfg, f->up, &r->client,
+                                  f->tried, pc_now_ns(), &probe);
+        if (i >= 0) {
+            f->target = &f->up->targets[i];
+            start_attempt(f, probe);
+            return;
         }
     }
     finish_error(f, why == F_TIMEOUT ? PC_ERR_GATEWAY_TIMEOUT
@@ -291,12 +308,13 @@ static void send_request(fwd *f, struct evbuffer *out)
         copy_buffer(out, f->replay);
 }
 
-static void start_attempt(fwd *f)
+static void start_attempt(fwd *f, int probe)
 {
     pc_req *r = f->req;
     size_t idx = f->target->index;
-    pc_pool *p = pc_pool_get(r->loop->pools, f->target->pool_key);
+    pc_pool *p = pc_pool_get(r->loop->pools, f->target);
     attempt_reset(f);
+    f->a.probe = probe;
     f->attempts++;
     if (idx < 64)
         f->tried |= 1ull << idx;
@@ -325,9 +343,20 @@ static void start_attempt(fwd *f)
 void pc_proxy_start(pc_req *r)
 {
     const pc_upstream *u = r->route->upstream;
-    int i = pc_balance_pick(r->loop->pools, r->cfg, u, &r->client, 0);
+    /* The chain read the clock as the proxy stage started, just now
+     * (stage_ns is 0 only with the metrics compiled out). */
+    uint64_t now = r->stage_ns ? r->stage_ns : pc_now_ns();
+    int probe;
+    int i = pc_targets_choose(r->loop->pools, r->cfg, u, &r->client, 0, now,
+                              &probe);
     if (i < 0) {
-        r->sink->error(r, PC_ERR_UPSTREAM_UNAVAILABLE, NULL);
+        /* No target admits it: answered without any upstream connection. */
+        char v[24];
+        snprintf(v, sizeof v, "%llu",
+                 (unsigned long long)pc_targets_retry_after(u, now));
+        pc_req_add_resp_header(r, "Retry-After", v);
+        r->sink->error(r, PC_ERR_UPSTREAM_UNAVAILABLE,
+                       "every target is unhealthy or its circuit open");
         return;
     }
     /* The forwarding state lives in the request's arena: it never
@@ -337,9 +366,7 @@ void pc_proxy_start(pc_req *r)
     f->req = r;
     f->up = u;
     f->target = &u->targets[i];
-    /* The chain read the clock as the proxy stage started, just now
-     * (stage_ns is 0 only with the metrics compiled out). */
-    f->t0 = r->stage_ns ? r->stage_ns : pc_now_ns();
+    f->t0 = now;
     f->replayable = 1;
     pc_headers_upstream(r, pc_cidr_set_contains(r->cfg->trusted_proxies, &r->peer),
                         &r->route->req_headers, &f->hdrs, r->arena);
@@ -354,7 +381,7 @@ void pc_proxy_start(pc_req *r)
      * body is asked for first. */
     if (!f->body_done)
         r->sink->start_body(r);
-    start_attempt(f);
+    start_attempt(f, probe);
 }
 
 /* ---- request body (from conn) --------------------------------------- */
@@ -532,6 +559,7 @@ static int head_complete(fwd *f)
     }
     a->resp.status = status;
     a->resp.http_minor = p->http_minor;
+    attempt_outcome(f, !pc_breaker_status_fails(&f->up->breaker, status));
     switch (a->resp.framing.kind) {
     case PC_FRAME_LENGTH:
         a->raw_left = a->resp.framing.length;

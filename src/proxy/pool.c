@@ -41,6 +41,18 @@ static unsigned hash(const char *s)
     return h;
 }
 
+/* The process-wide counts (pc_target.pool_stat) mirror nactive / nidle,
+ * for /admin/upstreams; pools of unbound targets (tests) have none. */
+static void stat_add(pc_pool *p, long active, long idle)
+{
+    if (!p->stat)
+        return;
+    if (active)
+        atomic_fetch_add_explicit(&p->stat->active, active, memory_order_relaxed);
+    if (idle)
+        atomic_fetch_add_explicit(&p->stat->idle, idle, memory_order_relaxed);
+}
+
 pc_pools *pc_pools_new(pc_sock_loop *loop)
 {
     pc_pools *ps = pc_xcalloc(1, sizeof *ps);
@@ -67,6 +79,8 @@ void pc_pools_free(pc_pools *ps)
                 p->idle = uc->next;
                 upconn_free(uc);
             }
+            stat_add(p, -(long)p->nactive, -(long)p->nidle);
+            pc_tstate_unref(p->stat);
             free(p->key);
             free(p);
             p = n;
@@ -82,14 +96,16 @@ void pc_pools_free(pc_pools *ps)
     free(ps);
 }
 
-pc_pool *pc_pool_get(pc_pools *ps, const char *key)
+pc_pool *pc_pool_get(pc_pools *ps, const pc_target *t)
 {
+    const char *key = t->pool_key;
     unsigned h = hash(key) % NBUCKETS;
     for (pc_pool *p = ps->buckets[h]; p; p = p->hnext)
         if (strcmp(p->key, key) == 0)
             return p;
     pc_pool *p = pc_xcalloc(1, sizeof *p);
     p->key = pc_xstrdup(key);
+    p->stat = t->pool_stat ? pc_tstate_ref(t->pool_stat) : NULL;
     p->set = ps;
     p->hnext = ps->buckets[h];
     ps->buckets[h] = p;
@@ -120,6 +136,7 @@ static void idle_unlink(pc_upconn *uc)
         uc->next->prev = uc->prev;
     uc->prev = uc->next = NULL;
     p->nidle--;
+    stat_add(p, 0, -1);
 }
 
 pc_upconn *pc_pool_take(pc_pool *p)
@@ -129,6 +146,7 @@ pc_upconn *pc_pool_take(pc_pool *p)
         return NULL;
     idle_unlink(uc);
     p->nactive++;
+    stat_add(p, 1, 0);
     pc_sock_setcb(uc->sock, NULL, NULL, NULL, NULL);
     return uc;
 }
@@ -153,6 +171,7 @@ void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
 {
     pc_pool *p = uc->pool;
     p->nactive--;
+    stat_add(p, -1, 0);
     uc->owner = NULL;
     if (p->nidle >= u->keepalive || p->retired) {
         upconn_free(uc);
@@ -165,6 +184,7 @@ void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
         p->idle->prev = uc;
     p->idle = uc;
     p->nidle++;
+    stat_add(p, 0, 1);
     pc_sock_setcb(uc->sock, idle_read_cb, NULL, idle_event_cb, uc);
     pc_sock_set_timeouts(uc->sock, u->idle_timeout, 0);
     pc_sock_set_write_lwm(uc->sock, 0);
@@ -174,6 +194,7 @@ void pc_pool_release(pc_upconn *uc, const pc_upstream *u)
 void pc_pool_close(pc_upconn *uc)
 {
     uc->pool->nactive--;
+    stat_add(uc->pool, -1, 0);
     upconn_free(uc);
 }
 
@@ -208,6 +229,7 @@ void pc_pools_prune(pc_pools *ps, const pc_config *cfg)
                 continue;
             }
             *pp = p->hnext;
+            pc_tstate_unref(p->stat);
             free(p->key);
             free(p);
         }
@@ -222,7 +244,7 @@ static int is_ip_literal(const char *h)
 
 /* A client SSL for t: SNI (names only) and, when verifying, the name or
  * address the certificate must carry. NULL when OpenSSL fails. */
-static SSL *target_ssl(const pc_upstream *u, const pc_target *t)
+SSL *pc_target_ssl(const pc_upstream *u, const pc_target *t)
 {
     SSL *ssl = SSL_new(u->ssl_ctx);
     if (!ssl)
@@ -244,7 +266,7 @@ static SSL *target_ssl(const pc_upstream *u, const pc_target *t)
 pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
 {
     SSL *ssl = NULL;
-    if (t->tls && !(ssl = target_ssl(u, t)))
+    if (t->tls && !(ssl = pc_target_ssl(u, t)))
         return NULL;
     pc_sock *s = pc_sock_connect(p->set->loop, (const struct sockaddr *)&t->addr,
                                  t->addrlen, ssl);
@@ -255,6 +277,7 @@ pc_upconn *pc_pool_connect(pc_pool *p, const pc_upstream *u, const pc_target *t)
     pc_upconn *uc = pc_xcalloc(1, sizeof *uc);
     uc->pool = p;
     uc->sock = s;
+    stat_add(p, 1, 0);
     /* Until connected (TLS handshake included) the write timeout is the
      * connect timeout. */
     pc_sock_set_timeouts(s, 0, u->connect_timeout);
@@ -312,7 +335,7 @@ static int pick_least(pc_pools *ps, const pc_upstream *u, uint64_t tried)
     for (size_t i = 0; i < u->ntargets; i++) {
         if (i < 64 && (tried >> i) & 1)
             continue;
-        pc_pool *p = pc_pool_get(ps, u->targets[i].pool_key);
+        pc_pool *p = pc_pool_get(ps, &u->targets[i]);
         /* active / weight, compared without division */
         uint64_t score = (uint64_t)p->nactive * 1000000 / u->targets[i].weight;
         if (best < 0 || score < best_score) {

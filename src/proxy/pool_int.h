@@ -19,6 +19,8 @@
 
 #include "portcullis/proxy.h"
 
+typedef struct ssl_st SSL;
+
 typedef struct pc_sock pc_sock;
 typedef struct pc_pool pc_pool;
 
@@ -38,12 +40,17 @@ struct pc_pool {
     unsigned nidle, nactive;
     int retired;                   /* its target left the configuration:
                                       connections close when released */
+    pc_tstate *stat;               /* process-wide counts (one reference;
+                                      NULL for unbound targets) */
     struct pc_pool *hnext;
     struct pc_pools *set;
 };
 
-/* Returns the pool of a target, creating it; key is its pool_key. */
-pc_pool *pc_pool_get(pc_pools *ps, const char *key);
+/* Returns the pool of a target (by its pool_key), creating it. */
+pc_pool *pc_pool_get(pc_pools *ps, const pc_target *t);
+/* A client SSL for an https target: SNI and, with tls_verify, the name or
+ * address its certificate must carry. NULL (logged) when OpenSSL fails. */
+SSL *pc_target_ssl(const pc_upstream *u, const pc_target *t);
 /* An idle connection (removed from the idle list), or NULL. */
 pc_upconn *pc_pool_take(pc_pool *p);
 /* Opens a new connection to t (not yet connected). NULL on immediate

@@ -564,7 +564,7 @@ Test(config, later_features_rejected)
                           "  u:\n"
                           "    targets: [{url: http://127.0.0.1:1}]\n"
                           "    health_check: {path: /}\n"
-                          "    circuit_breaker: {failures: 5}\n"
+                          "    circuit_breaker: {failures: 0}\n"
                           "routes:\n"
                           "  - match: {path: /}\n"
                           "    upstream: u\n"
@@ -574,8 +574,7 @@ Test(config, later_features_rejected)
                           "webhooks: []\n"
                           "redis: {}\n");
     EXPECT("2:1: 'cache' is not supported by this build yet",
-           "6:5: 'health_check' is not supported by this build yet",
-           "7:5: 'circuit_breaker' is not supported by this build yet",
+           "7:33: value 0 for 'failures' out of range 1..1000",
            "12:34: 'scope: cluster' is not supported by this build yet "
            "(only 'local': per process)",
            "13:5: 'cache' is not supported by this build yet",

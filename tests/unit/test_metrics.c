@@ -229,7 +229,7 @@ Test(metrics, id_cap_shares_the_overflow_label)
     /* and the overflow series render */
     pc_metrics_shard *s = pc_metrics_shard_new();
     pc_metrics_observe(s, PC_MKEY_UPSTREAM, PC_METRICS_ID_OVERFLOW, 1000);
-    pc_metrics_gauges g = {0, 0};
+    pc_metrics_gauges g = {0};
     size_t len;
     char *text = pc_metrics_render(&g, &len);
     cr_assert_not_null(strstr(
