@@ -244,7 +244,9 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 static void *thread_main(void *arg)
 {
     pc_health *h = arg;
-    event_base_dispatch(h->base);
+    /* Without any health_check block there is no event at all until the
+     * next reload: the loop must wait for the wake-up all the same. */
+    event_base_loop(h->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
