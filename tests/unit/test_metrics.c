@@ -414,9 +414,21 @@ Test(metrics, render)
     pc_metrics_count_reload(0);
     pc_metrics_count_reload(1);
     pc_metrics_set_stages(pc_chain_stage_names(), pc_chain_nstages());
-    pc_metrics_gauges g = {.connections_active = 7, .log_dropped = 42};
+    static const pc_metrics_circuit circ[] = {
+        {"orders", "http://10.0.1.5:8080", 0},
+        {"orders", "http://10.0.1.6:8080", 2},
+        {"we\"ird", "http://h:1", 1},
+    };
+    pc_metrics_gauges g = {.connections_active = 7, .log_dropped = 42,
+                           .circuits = circ, .ncircuits = 3};
     size_t len;
     char *t = pc_metrics_render(&g, &len);
+    cr_assert_eq(count_of(t, "portcullis_circuit_state{upstream=\"orders\","
+                             "target=\"http://10.0.1.6:8080\"} 2\n"), 1);
+    cr_assert_eq(count_of(t, "portcullis_circuit_state{upstream=\"orders\","
+                             "target=\"http://10.0.1.5:8080\"} 0\n"), 1);
+    cr_assert_eq(count_of(t, "portcullis_circuit_state{upstream=\"we\\\"ird\","
+                             "target=\"http://h:1\"} 1\n"), 1);
     cr_assert_eq(len, strlen(t));
     cr_log_info("%s", t);
 
@@ -428,6 +440,7 @@ Test(metrics, render)
         "portcullis_connections_active gauge",
         "portcullis_log_dropped_total counter",
         "portcullis_config_reloads_total counter",
+        "portcullis_circuit_state gauge",
     };
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
         char line[128];
