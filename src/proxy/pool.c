@@ -198,13 +198,25 @@ void pc_pool_close(pc_upconn *uc)
     upconn_free(uc);
 }
 
-static int in_config(const pc_config *cfg, const char *key)
+static const pc_target *in_config(const pc_config *cfg, const char *key)
 {
     for (size_t i = 0; i < cfg->nupstreams; i++)
         for (size_t k = 0; k < cfg->upstreams[i].ntargets; k++)
             if (strcmp(cfg->upstreams[i].targets[k].pool_key, key) == 0)
-                return 1;
-    return 0;
+                return &cfg->upstreams[i].targets[k];
+    return NULL;
+}
+
+/* A pool kept across a reload counts into the entry the new generation
+ * names (the same one, unless its key left and came back meanwhile). */
+static void restat(pc_pool *p, const pc_target *t)
+{
+    if (p->stat == t->pool_stat)
+        return;
+    stat_add(p, -(long)p->nactive, -(long)p->nidle);
+    pc_tstate_unref(p->stat);
+    p->stat = t->pool_stat ? pc_tstate_ref(t->pool_stat) : NULL;
+    stat_add(p, (long)p->nactive, (long)p->nidle);
 }
 
 void pc_pools_prune(pc_pools *ps, const pc_config *cfg)
@@ -213,7 +225,9 @@ void pc_pools_prune(pc_pools *ps, const pc_config *cfg)
         pc_pool **pp = &ps->buckets[i];
         while (*pp) {
             pc_pool *p = *pp;
-            if (in_config(cfg, p->key)) {
+            const pc_target *t = in_config(cfg, p->key);
+            if (t) {
+                restat(p, t);
                 p->retired = 0; /* back in the configuration */
                 pp = &p->hnext;
                 continue;

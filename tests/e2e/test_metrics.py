@@ -125,8 +125,18 @@ def test_content_type_and_format(scraped):
         "portcullis_connections_active": "gauge",
         "portcullis_log_dropped_total": "counter",
         "portcullis_config_reloads_total": "counter",
+        "portcullis_circuit_state": "gauge",
     }
     assert set(helps) == set(types)
+
+
+def test_circuit_state_per_target(scraped):
+    s, _, _ = parse(scraped.body.decode())
+    got = {dict(k[1])["upstream"]: v for k, v in s.items()
+           if k[0] == "portcullis_circuit_state"}
+    # one series per target; no circuit_breaker here: always 0 (closed),
+    # even for the upstream whose target refused the connection
+    assert got == {"backend": 0, "gone": 0}, got
 
 
 def test_requests_total_exact(scraped):
