@@ -43,7 +43,8 @@
  * `make METRICS=0` defines PC_NO_METRICS: every recording call below is an
  * empty inline function (chain.c then reads no clock either), the shard
  * is never allocated, and /metrics shows only what needs no registry
- * (portcullis_connections_active, portcullis_log_dropped_total). */
+ * (portcullis_connections_active, portcullis_log_dropped_total,
+ * portcullis_circuit_state). */
 #ifndef PORTCULLIS_METRICS_H
 #define PORTCULLIS_METRICS_H
 
