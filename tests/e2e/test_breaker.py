@@ -285,3 +285,18 @@ def test_config_errors(env, tmp_path):
         assert any(re.match(r"^%s:\d+:\d+: .*%s" % (re.escape(str(path)), re.escape(w)), ln)
                    for ln in lines), (w, lines)
     assert len(lines) == len(want), lines
+
+
+def test_admin_config_shows_the_blocks_with_defaults(env):
+    a = CtlUpstream("a")
+    cfg = gw_config([a.url], {"failure_statuses": [504, 500]})
+    cfg["upstreams"]["u"]["health_check"] = {"interval": "300ms"}
+    gw = env.gateway(cfg)
+    doc = admin(gw, "/admin/config").json()
+    u = doc["upstreams"]["u"]
+    assert u["circuit_breaker"] == {"failures": 5, "failure_statuses": [500, 504],
+                                    "open_for": "30s", "half_open_requests": 1}
+    assert u["health_check"] == {"path": "/healthz", "interval": "300ms",
+                                 "timeout": "300ms", "healthy_after": 2,
+                                 "unhealthy_after": 3}
+    a.stop()
