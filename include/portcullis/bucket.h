@@ -69,6 +69,16 @@ void pc_bucket_init(pc_bucket *b, uint64_t now_us);
 void pc_bucket_take(pc_bucket *b, const pc_bucket_rate *r, uint64_t now_us,
                     pc_bucket_decision *d);
 
+/* The decision for a bucket left with `deficit` units after a take that
+ * took a token (allowed = 1) or refused (0): the same header values
+ * pc_bucket_take gives. Used for decisions made elsewhere (the Redis
+ * script of `scope: cluster` returns the deficit it left). Returns 0, or
+ * -1 (d untouched or partial) when the pair is not a state the rate can
+ * reach: deficit over cap, allowed not 0/1, allowed with less than one
+ * token of deficit, or refused with a whole token available. */
+int pc_bucket_decide(const pc_bucket_rate *r, uint64_t deficit, int allowed,
+                     pc_bucket_decision *d);
+
 /* Microseconds from now_us until b, refilling at `rate` units per
  * microsecond, is full (0: full already). Saturating; reads b only. */
 uint64_t pc_bucket_full_in(const pc_bucket *b, uint64_t rate, uint64_t now_us);

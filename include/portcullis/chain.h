@@ -245,6 +245,10 @@ pc_verdict pc_chain_buffer_body(pc_req *req, void (*done)(pc_wait w));
  * reads it there (chain/ratelimit.c); the claims object itself is not
  * kept past auth. */
 const char *pc_ratelimit_claim(const pc_req *req);
+/* The Lua text `scope: cluster` sends (EVALSHA / EVAL): one decision,
+ * KEYS[1] the bucket, ARGV rate, per (us), cap (burst x per); returns
+ * {allowed 0|1, deficit units}. For tests. */
+const char *pc_ratelimit_script(void);
 
 /* The stages (one file each in src/chain/). */
 extern const pc_stage_ops pc_stage_match;

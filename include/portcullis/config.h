@@ -180,6 +180,8 @@ typedef struct pc_config {
     size_t nroutes;
     pc_trie *trie;               /* routes compiled; data = pc_route* */
     void *stage_global[PC_STAGE_MAX]; /* per stage: its top-level block */
+    struct pc_redis_opts *redis; /* the `redis` block, NULL when absent
+                                    (owned; net/redis.h) */
     json_t *env_mask;            /* which values came from ${ENV}, so that
                                     /admin/config hides them; NULL when
                                     none (built by config_json.c, owned) */

@@ -24,6 +24,7 @@ struct pc_arena_cache;
 struct pc_bucket_table;
 struct pc_config;
 struct pc_conn;
+struct pc_redis;
 struct pc_req;
 typedef struct pc_loop pc_loop;
 
@@ -53,6 +54,9 @@ struct pc_loop {
                                         process, shared by every loop
                                         (lib/bucket_table.c, thread-safe;
                                         owned by main.c's pc_runtime) */
+    struct pc_redis *redis;          /* this loop's Redis client (net/redis.c),
+                                        NULL without a `redis` block; made
+                                        and replaced by the worker */
     struct pc_arena_cache *arenas;   /* free request-arena chunks (lib/arena.c) */
     struct pc_conn *conns;           /* every client connection (front/) */
     long nconns;

@@ -14,9 +14,20 @@
  * family per route it applies to (buckets are per route and key). The key
  * bytes are a tag and the client address, or the header / claim value
  * (values longer than 30 bytes: their SHA-256, cut to 30 bytes).
- * `scope: cluster` (Redis) is refused at load until it is built. */
+ *
+ * `scope: cluster`: the same bucket, kept in Redis (net/redis.c, the
+ * worker's client) under `{pc:rl:<route>:<key>}` and decided by ONE Lua
+ * script per request (SCRIPT below: the integer arithmetic of
+ * lib/bucket.c on Redis's own clock, TIME). The stage suspends the request
+ * with a wait token and resumes it from the reply; the script returns the
+ * deficit it left, and pc_bucket_decide turns that into the same headers
+ * as the local scope. No answer within redis.timeout (down, stuck, no
+ * master): redis.on_error: allow lets the request through without
+ * RateLimit-* headers, deny answers 503 upstream_unavailable with
+ * Retry-After: 1. */
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +38,7 @@
 #include "portcullis/headers.h"
 #include "portcullis/loop.h"
 #include "portcullis/metrics.h"
+#include "portcullis/redis.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
 
@@ -40,6 +52,8 @@ typedef struct rl_policy {
     char *key_text;  /* the key as written */
     uint64_t family; /* route policies: final; global: mixed per route */
     int global;
+    int cluster;     /* scope: cluster (Redis) */
+    int deny;        /* cluster: redis.on_error is deny */
 } rl_policy;
 
 /* The decision, in the request's slot, for the on_response hook. */
@@ -89,7 +103,7 @@ static json_t *rl_json(const void *p)
     return json_pack("{s:I,s:s,s:I,s:s,s:s}", "rate", (json_int_t)r->rate.rate,
                      "per", pc_format_duration(r->per_ms, d, sizeof d), "burst",
                      (json_int_t)r->rate.burst, "key", r->key_text, "scope",
-                     "local");
+                     r->cluster ? "cluster" : "local");
 }
 
 /* key: ip | route | header:NAME | claim:NAME */
@@ -123,22 +137,31 @@ static void read_key(rl_policy *r, const pc_node *v, pc_errors *err)
     }
 }
 
-static void read_scope(const pc_node *v, pc_errors *err)
+/* The Lua script keeps exact integers only below 2^53 (doubles). */
+#define CLUSTER_MAX_CAP (1ull << 53)
+
+static void read_scope(rl_policy *r, const pc_node *v, const pc_config *c,
+                       pc_errors *err)
 {
     char *s = NULL;
     if (pc_node_str(v, "scope", &s, err) < 0)
         return;
-    if (!strcmp(s, "cluster"))
-        pc_errors_add(err, v,
-                      "'scope: cluster' is not supported by this "
-                      "build yet (only 'local': per process)");
-    else if (strcmp(s, "local"))
+    if (!strcmp(s, "cluster")) {
+        r->cluster = 1;
+        if (!c->redis)
+            pc_errors_add(err, v,
+                          "'scope: cluster' needs the top-level 'redis' "
+                          "block (address of the shared Redis)");
+        else
+            r->deny = c->redis->deny;
+    } else if (strcmp(s, "local")) {
         pc_errors_add(err, v, "invalid scope '%s' (local | cluster)", s);
+    }
     free(s);
 }
 
-static rl_policy *rl_configure(const pc_node *n, const char *route,
-                               pc_errors *err)
+static rl_policy *rl_configure(const pc_node *n, const pc_config *c,
+                               const char *route, pc_errors *err)
 {
     static const char *const keys[] = {"rate", "per",   "burst",
                                        "key",  "scope", NULL};
@@ -167,7 +190,7 @@ static rl_policy *rl_configure(const pc_node *n, const char *route,
     else
         r->key_text = pc_xstrdup("ip");
     if ((v = pc_node_get(n, "scope")))
-        read_scope(v, err);
+        read_scope(r, v, c, err);
     const char *why = NULL;
     if (err->n == before &&
         pc_bucket_rate_init(&r->rate, rate, per_ms * 1000, burst, &why) != 0)
@@ -176,6 +199,10 @@ static rl_policy *rl_configure(const pc_node *n, const char *route,
                       : vper ? vper
                              : vrate,
                       "rate_limit: %s", why);
+    else if (err->n == before && r->cluster && r->rate.cap > CLUSTER_MAX_CAP)
+        pc_errors_add(err, vburst ? vburst : vper ? vper : vrate,
+                      "rate_limit: burst x per too large for scope: cluster "
+                      "(burst x per in microseconds must stay below 2^53)");
     if (err->n != before) {
         rl_free(r);
         return NULL;
@@ -197,15 +224,13 @@ static rl_policy *rl_configure(const pc_node *n, const char *route,
 
 static void *rl_configure_global(const pc_node *n, pc_config *c, pc_errors *err)
 {
-    (void)c;
-    return rl_configure(n, NULL, err);
+    return rl_configure(n, c, NULL, err);
 }
 
 static void *rl_configure_route(const pc_node *n, pc_config *c, pc_route *r,
                                 pc_errors *err)
 {
-    (void)c;
-    return rl_configure(n, r->name, err);
+    return rl_configure(n, c, r->name, err);
 }
 
 /* ---- per worker ------------------------------------------------------- */
@@ -318,9 +343,167 @@ static void describe_key(const pc_req *req, const rl_policy *r, char *out,
         snprintf(out, cap, "%s", req->client_text);
 }
 
+/* 429 with Retry-After for a refused decision; counted. */
+static void refuse(pc_req *req, const rl_policy *r, const rl_slot *slot)
+{
+    char v[24], msg[160], what[128];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)slot->d.retry_s);
+    pc_req_add_resp_header(req, "Retry-After", v);
+    if (req->loop->metrics)
+        pc_metrics_count(
+            req->loop->metrics, PC_MC_RATE_LIMITED,
+            req->route ? req->route->metrics_id : PC_METRICS_ID_NONE, 0, 0);
+    describe_key(req, r, what, sizeof what);
+    snprintf(msg, sizeof msg, "rate limit exceeded for key %s", what);
+    req->sink->error(req, PC_ERR_RATE_LIMITED, msg);
+}
+
+/* ---- scope: cluster ---------------------------------------------------- */
+
+/* One decision, atomically, on Redis's clock (TIME, microseconds): the
+ * deficit arithmetic of lib/bucket.c in doubles, exact because cap <=
+ * 2^53 (checked at load). State: hash {d = deficit units, l = time of d};
+ * a missing key is a full bucket, so the key expires once the bucket
+ * would be full again. A refusal writes nothing. Returns {allowed, d}. */
+static const char SCRIPT[] =
+    "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
+    "local rate = tonumber(ARGV[1])\n"
+    "local per = tonumber(ARGV[2])\n"
+    "local cap = tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local s = redis.call('HMGET', KEYS[1], 'd', 'l')\n"
+    "local d = tonumber(s[1]) or 0\n"
+    "local last = tonumber(s[2]) or now\n"
+    "if now > last and d > 0 then\n"
+    "  local refill = (now - last) * rate\n"
+    "  if refill >= d then d = 0 else d = d - refill end\n"
+    "end\n"
+    "if d > cap then d = cap end\n"
+    "if now > last then last = now end\n"
+    "if cap - d < per then return {0, d} end\n"
+    "d = d + per\n"
+    "redis.call('HSET', KEYS[1], 'd', d, 'l', last)\n"
+    "redis.call('PEXPIRE', KEYS[1], math.floor(d / rate / 1000) + 1)\n"
+    "return {1, d}\n";
+
+static pc_redis_script script;
+static pthread_once_t script_once = PTHREAD_ONCE_INIT;
+
+static void script_init(void)
+{
+    pc_redis_script_init(&script, SCRIPT);
+}
+
+const char *pc_ratelimit_script(void)
+{
+    return SCRIPT;
+}
+
+/* `{pc:rl:<route>:<key>}`: the braces make the whole name the hash tag
+ * (one slot). The key: "ip:<address>", "route", or the tag letter of the
+ * local key and its bytes in hex (header / claim values, or their digest). */
+static size_t cluster_key(pc_req *req, const rl_policy *r, char *out,
+                          size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t k[PC_BUCKET_KEY_MAX];
+    size_t klen = make_key(req, r, k);
+    const char *route = req->route ? req->route->name : "";
+    int n = snprintf(out, cap, "{pc:rl:%s:", route);
+    if (n < 0 || (size_t)n >= cap)
+        return 0;
+    size_t o = (size_t)n;
+    if (k[0] == 'I') {
+        n = snprintf(out + o, cap - o, "ip:%s}", req->client_text);
+        return n < 0 || (size_t)n >= cap - o ? 0 : o + (size_t)n;
+    }
+    if (k[0] == 'R') {
+        n = snprintf(out + o, cap - o, "route}");
+        return n < 0 || (size_t)n >= cap - o ? 0 : o + (size_t)n;
+    }
+    if (o + 3 + 2 * (klen - 1) + 1 >= cap)
+        return 0;
+    out[o++] = (char)k[0];
+    out[o++] = ':';
+    for (size_t i = 1; i < klen; i++) {
+        out[o++] = hex[k[i] >> 4];
+        out[o++] = hex[k[i] & 15];
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return o;
+}
+
+/* Redis did not decide: on_error. allow: on, without RateLimit-* (there
+ * is no bucket state to report); deny: 503 with Retry-After: 1 (the
+ * client's reconnect backoff is at most 1 s). */
+static pc_verdict unavailable(pc_req *req, const rl_policy *r)
+{
+    if (!r->deny)
+        return PC_NEXT;
+    pc_req_add_resp_header(req, "Retry-After", "1");
+    req->sink->error(req, PC_ERR_UPSTREAM_UNAVAILABLE,
+                     "rate limit store (redis) unavailable");
+    return PC_DONE;
+}
+
+static void cluster_done(void *ctx, pc_redis_status st,
+                         const struct redisReply *rep)
+{
+    pc_wait w;
+    memcpy(&w, ctx, sizeof w);
+    pc_req *req = pc_wait_take(w);
+    if (!req)
+        return; /* the client left: nothing of the request is touched */
+    const rl_policy *r = pc_chain_policy(req, req->stage);
+    long long allowed, deficit;
+    rl_slot *slot = pc_arena_alloc(req->arena, sizeof *slot);
+    if (st != PC_REDIS_OK || pc_redis_reply_pair(rep, &allowed, &deficit) < 0 ||
+        pc_bucket_decide(&r->rate, (uint64_t)deficit, (int)allowed,
+                         &slot->d) < 0) {
+        if (st == PC_REDIS_OK)
+            pc_log(PC_LOG_WARN, "rate_limit: unexpected reply from the "
+                                "redis script (on_error applies)");
+        if (unavailable(req, r) == PC_NEXT)
+            pc_chain_resume(req, PC_NEXT);
+        return;
+    }
+    pc_req_set_slot(req, req->stage, slot);
+    if (slot->d.allowed)
+        pc_chain_resume(req, PC_NEXT);
+    else
+        refuse(req, r, slot);
+}
+
+static pc_verdict cluster_take(pc_req *req, const rl_policy *r)
+{
+    char key[256], a[3][24];
+    const char *args[3] = {a[0], a[1], a[2]};
+    size_t lens[3];
+    size_t klen = cluster_key(req, r, key, sizeof key);
+    pc_redis *rc = req->loop->redis;
+    if (!klen || !rc)
+        return unavailable(req, r);
+    pthread_once(&script_once, script_init);
+    uint64_t v[3] = {r->rate.rate, r->rate.per_us, r->rate.cap};
+    for (int i = 0; i < 3; i++)
+        lens[i] = (size_t)snprintf(a[i], sizeof a[i], "%llu",
+                                   (unsigned long long)v[i]);
+    pc_wait w = pc_wait_begin(req, NULL);
+    if (pc_redis_eval(rc, &script, key, klen, 3, args, lens, cluster_done, &w,
+                      sizeof w) == 0)
+        return PC_WAIT;
+    req->stage_ns = 0; /* the chain times this stage itself: not twice */
+    pc_wait_take(w);
+    return unavailable(req, r);
+}
+
 static pc_verdict rl_on_request(pc_req *req)
 {
     const rl_policy *r = pc_chain_policy(req, req->stage);
+    if (r && r->cluster)
+        return cluster_take(req, r);
     pc_bucket_table *t = req->loop->buckets;
     if (!r || !t)
         return PC_NEXT;
@@ -333,16 +516,7 @@ static pc_verdict rl_on_request(pc_req *req)
     pc_req_set_slot(req, req->stage, slot);
     if (slot->d.allowed)
         return PC_NEXT;
-    char v[24], msg[160], what[128];
-    snprintf(v, sizeof v, "%llu", (unsigned long long)slot->d.retry_s);
-    pc_req_add_resp_header(req, "Retry-After", v);
-    if (req->loop->metrics)
-        pc_metrics_count(
-            req->loop->metrics, PC_MC_RATE_LIMITED,
-            req->route ? req->route->metrics_id : PC_METRICS_ID_NONE, 0, 0);
-    describe_key(req, r, what, sizeof what);
-    snprintf(msg, sizeof msg, "rate limit exceeded for key %s", what);
-    req->sink->error(req, PC_ERR_RATE_LIMITED, msg);
+    refuse(req, r, slot);
     return PC_DONE;
 }
 

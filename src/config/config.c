@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config_int.h"
+#include "portcullis/redis.h"
 #include "portcullis/metrics.h"
 #include "portcullis/tls.h"
 #include "portcullis/units.h"
@@ -617,6 +618,7 @@ static void config_free(pc_config *c)
     if (c->hooks->free_global)
         c->hooks->free_global(c);
     pc_config_free_upstreams(c);
+    pc_redis_opts_free(c->redis);
     json_decref(c->env_mask);
     free(c->file);
     free(c->dir);
@@ -647,8 +649,9 @@ pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
 {
     static const char *const keys[] = {"workers",         "listen", "admin",
                                        "trusted_proxies", "limits", "log",
-                                       "upstreams",       "routes", NULL};
-    static const char *const later[] = {"redis",    "jwt",        "cache",
+                                       "upstreams",       "routes", "redis",
+                                       NULL};
+    static const char *const later[] = {"jwt",        "cache",
                                         "acl",      "rate_limit", "validate",
                                         "webhooks", NULL};
     size_t before = err->n;
@@ -681,6 +684,8 @@ pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
     read_log(c, pc_node_get(root, "log"), err);
     if ((n = pc_node_get(root, "upstreams")))
         pc_config_read_upstreams(c, n, err);
+    if ((n = pc_node_get(root, "redis")))
+        pc_config_read_redis(c, n, err);
     if (c->hooks->configure_global)
         c->hooks->configure_global(c, root, err);
     if ((n = pc_node_get(root, "routes")))

@@ -57,4 +57,8 @@ void pc_config_free_upstreams(pc_config *c);
 void pc_config_read_routes(pc_config *c, const pc_node *seq, pc_errors *err);
 void pc_config_free_routes(pc_config *c);
 
+/* The top-level `redis:` block (config_redis.c) into c->redis (set, with
+ * defaults, even when the block has errors). */
+void pc_config_read_redis(pc_config *c, const pc_node *n, pc_errors *err);
+
 #endif

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "config_int.h"
+#include "portcullis/redis.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
 
@@ -411,6 +412,7 @@ static void hide_texts(json_t *v, const json_t *texts)
 
 json_t *pc_config_to_json(const pc_config *c)
 {
+    char rto[32];
     json_t *o = json_object();
     json_object_set_new(o, "workers",
                         c->workers_auto ? json_string("auto")
@@ -437,6 +439,16 @@ json_t *pc_config_to_json(const pc_config *c)
     for (size_t i = 0; i < c->nroutes; i++)
         json_array_append_new(routes, route_json(c, &c->routes[i]));
     json_object_set_new(o, "routes", routes);
+    if (c->redis)
+        json_object_set_new(
+            o, "redis",
+            json_pack("{s:s,s:o,s:I,s:s,s:s}", "address", c->redis->address,
+                      "password",
+                      c->redis->password ? json_string(MASK) : json_null(),
+                      "db", (json_int_t)c->redis->db, "timeout",
+                      pc_format_duration(c->redis->timeout_ms, rto,
+                                         sizeof rto),
+                      "on_error", c->redis->deny ? "deny" : "allow"));
     if (c->hooks->global_json)
         c->hooks->global_json(c, o);
     if (c->env_mask)

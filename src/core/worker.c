@@ -22,6 +22,7 @@
 #include "portcullis/log.h"
 #include "portcullis/metrics.h"
 #include "portcullis/proxy.h"
+#include "portcullis/redis.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 #include "portcullis/worker.h"
@@ -363,6 +364,14 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
     free(old_xs);
     free(fds);
     w->loop.cfg = nc;
+    if (!pc_redis_opts_same(old->redis, nc->redis)) {
+        /* A changed redis block reconnects: the old client's pending
+         * commands answer DOWN (on_error) as it goes. */
+        pc_redis *gone = w->loop.redis;
+        w->loop.redis = nc->redis ? pc_redis_new(w->loop.base, nc->redis)
+                                  : NULL;
+        pc_redis_free(gone);
+    }
     pc_config_unref(old);
     pc_pools_prune(w->loop.pools, nc);
     maybe_resume_listeners(w);
@@ -425,6 +434,8 @@ pc_worker *pc_worker_new(pc_runtime *rt, unsigned id, pc_config *cfg)
     }
     w->loop.sockloop = pc_sock_loop_new(w->loop.base);
     w->loop.buckets = rt->buckets;
+    if (cfg->redis) /* connects in the background; down is not fatal */
+        w->loop.redis = pc_redis_new(w->loop.base, cfg->redis);
     pc_chain_worker_init(&w->loop);
     w->loop.metrics = pc_metrics_shard_new();
     w->loop.arenas = pc_arena_cache_new(PC_WORKER_ARENA_CACHE);
@@ -503,6 +514,7 @@ void pc_worker_join_free(pc_worker *w)
     if (w->backoff_ev)
         event_free(w->backoff_ev);
     pc_pools_free(w->loop.pools);
+    pc_redis_free(w->loop.redis); /* no request is left to answer */
     pc_chain_worker_free(&w->loop);
     pc_metrics_shard_free(w->loop.metrics);
     pc_sock_loop_free(w->loop.sockloop);

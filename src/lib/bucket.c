@@ -69,26 +69,39 @@ static uint64_t us_to_s_up(uint64_t us)
     return div_up(us, 1000000u);
 }
 
+int pc_bucket_decide(const pc_bucket_rate *r, uint64_t deficit, int allowed,
+                     pc_bucket_decision *d)
+{
+    if (deficit > r->cap || (allowed != 0 && allowed != 1) ||
+        (allowed && deficit < r->per_us))
+        return -1; /* not a state this rate can reach */
+    d->allowed = allowed;
+    d->limit = r->burst;
+    if (allowed) {
+        d->retry_s = 0;
+    } else {
+        uint64_t have = r->cap - deficit;
+        if (have >= r->per_us)
+            return -1; /* refused with a whole token there */
+        uint64_t s = us_to_s_up(div_up(r->per_us - have, r->rate));
+        d->retry_s = s ? s : 1;
+    }
+    d->remaining = (r->cap - deficit) / r->per_us;
+    d->reset_s = us_to_s_up(div_up(deficit, r->rate));
+    return 0;
+}
+
 void pc_bucket_take(pc_bucket *b, const pc_bucket_rate *r, uint64_t now_us,
                     pc_bucket_decision *d)
 {
     uint64_t deficit = deficit_at(b, r->rate, now_us);
     if (deficit > r->cap) /* a bucket made under another rate: clamp */
         deficit = r->cap;
-    b->deficit = deficit;
     if (now_us > b->last)
         b->last = now_us;
-    uint64_t have = r->cap - deficit; /* units */
-    d->limit = r->burst;
-    if (have >= r->per_us) {
-        b->deficit = deficit += r->per_us; /* <= cap: no overflow */
-        d->allowed = 1;
-        d->retry_s = 0;
-    } else {
-        d->allowed = 0;
-        uint64_t s = us_to_s_up(div_up(r->per_us - have, r->rate));
-        d->retry_s = s ? s : 1;
-    }
-    d->remaining = (r->cap - deficit) / r->per_us;
-    d->reset_s = us_to_s_up(div_up(deficit, r->rate));
+    int allowed = r->cap - deficit >= r->per_us;
+    if (allowed)
+        deficit += r->per_us; /* <= cap: no overflow */
+    b->deficit = deficit;
+    pc_bucket_decide(r, deficit, allowed, d); /* consistent by construction */
 }

@@ -4,7 +4,8 @@ portcullis_rate_limited_total; docs/configuration.md "rate_limit"): a
 burst then 429s with Retry-After, refill, the global block and a route's
 override, keys by header and by client address, refused requests never
 reaching the upstream, one bucket shared by two workers, buckets kept
-across a SIGHUP reload, and `scope: cluster` refused at load."""
+across a SIGHUP reload, and `scope: cluster` refused at load without a
+`redis` block (the cluster scope itself: test_ratelimit_redis.py)."""
 
 import os
 import threading
@@ -223,8 +224,8 @@ def test_config_errors(tmp_path):
     assert p.returncode == 1
     errs = p.stderr.strip().split("\n")
     assert "%s:3:20: value 0 for 'rate' out of range 1..1000000000" % path in errs
-    assert ("%s:3:30: 'scope: cluster' is not supported by this build yet "
-            "(only 'local': per process)" % path) in errs
+    assert ("%s:3:30: 'scope: cluster' needs the top-level 'redis' block "
+            "(address of the shared Redis)" % path) in errs
     assert ("%s:7:32: invalid key 'cookie' (ip | route | header:NAME | claim:NAME)"
             % path) in errs
     assert "%s:7:45: value 2d for 'per' out of range 1ms..24h" % path in errs

@@ -571,15 +571,13 @@ Test(config, later_features_rejected)
                           "    compress: {}\n"
                           "    rate_limit: {rate: 1, scope: cluster}\n"
                           "    cache: {}\n"
-                          "webhooks: []\n"
-                          "redis: {}\n");
+                          "webhooks: []\n");
     EXPECT("2:1: 'cache' is not supported by this build yet",
            "7:33: value 0 for 'failures' out of range 1..1000",
-           "12:34: 'scope: cluster' is not supported by this build yet "
-           "(only 'local': per process)",
+           "12:34: 'scope: cluster' needs the top-level 'redis' block "
+           "(address of the shared Redis)",
            "13:5: 'cache' is not supported by this build yet",
-           "14:1: 'webhooks' is not supported by this build yet",
-           "15:1: 'redis' is not supported by this build yet");
+           "14:1: 'webhooks' is not supported by this build yet");
     pc_errors_free(&errs);
 }
 

@@ -308,8 +308,8 @@ Test(ratelimit, config_errors_have_positions)
     expect_load_error(RL("{rate: 5, key: \"claim:\"}"),
                       "3:28: invalid claim name in key 'claim:'");
     expect_load_error(RL("{rate: 5, scope: cluster}"),
-                      "3:30: 'scope: cluster' is not supported by this build "
-                      "yet (only 'local': per process)");
+                      "3:30: 'scope: cluster' needs the top-level 'redis' "
+                      "block (address of the shared Redis)");
     expect_load_error(RL("{rate: 5, scope: global}"),
                       "3:30: invalid scope 'global' (local | cluster)");
     expect_load_error(RL("{rate: 5, brust: 3}"),
