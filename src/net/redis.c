@@ -492,8 +492,11 @@ static void slots_cb(redisAsyncContext *ac, void *reply, void *priv)
  * at a time and one per REFRESH_MIN_GAP_MS. */
 static void refresh_now(pc_redis *r)
 {
-    if (r->refreshing || r->freeing)
+    if (r->freeing)
         return;
+    if (r->refreshing &&
+        pc_now_ns() - r->refresh_ns < REFRESH_EVERY_MS * 1000000ull)
+        return; /* one at a time, unless the last one got lost */
     node *to = NULL;
     for (unsigned i = 0; i < r->nnodes && !to; i++)
         if (r->nodes[i]->ac && r->nodes[i]->was_up)
@@ -667,7 +670,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     unsigned nstuck = 0;
     while (r->head && r->head->deadline_ns <= now) {
         cmd *c = r->head;
-        node *on = c->inflight ? c->on : NULL;
+        /* held: the seed's CLUSTER SLOTS is what did not answer */
+        node *on = c->inflight ? c->on : c->held ? r->nodes[0] : NULL;
         unsigned k = 0;
         while (on && k < nstuck && stuck[k] != on)
             k++;
