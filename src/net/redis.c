@@ -545,8 +545,8 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv);
  * has no connection. */
 static int send_on(node *n, cmd *c)
 {
-    if (!n->ac)
-        connect_node(n);
+    if (!n->ac && !evtimer_pending(n->retry_ev, NULL))
+        connect_node(n); /* a node never tried (new in the map) */
     if (!n->ac)
         return -1;
     const char *argv[PC_REDIS_MAX_ARGS + 4];
@@ -604,6 +604,7 @@ static int follow(pc_redis *r, node *n, cmd *c, const redisReply *rep)
 {
     if (!c->use_eval && rep->len >= 8 && !memcmp(rep->str, "NOSCRIPT", 8)) {
         r->st.noscript++;
+        pc_log(PC_LOG_DEBUG, "redis: NOSCRIPT, sending EVAL");
         c->use_eval = 1;
         c->ask = c->ask ? n : NULL; /* an ASK target still needs ASKING */
         return send_on(n, c) == 0;
@@ -617,6 +618,9 @@ static int follow(pc_redis *r, node *n, cmd *c, const redisReply *rep)
     if (!to)
         return 0;
     c->redirects++;
+    pc_log(PC_LOG_DEBUG, "redis: %s slot %u -> %s:%u",
+           k == PC_REDIS_REDIRECT_MOVED ? "MOVED" : "ASK", rd.slot, rd.host,
+           rd.port);
     if (k == PC_REDIS_REDIRECT_MOVED) {
         r->st.moved++;
         r->slots[rd.slot] = to;

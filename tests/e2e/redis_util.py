@@ -5,6 +5,7 @@ RESP client (stdlib sockets) to look at and change what they hold; a
 socket that accepts connections and never answers (a stuck Redis)."""
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -171,6 +172,26 @@ class Silent:
         self.sock.close()
 
 
+def _bindable(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def cluster_port():
+    """A free port p <= 55535 whose bus port p + 10000 is free too."""
+    for _ in range(200):
+        p = random.randint(20000, 55000)
+        if _bindable(p) and _bindable(p + 10000):
+            return p
+    raise AssertionError("no free port pair for a cluster node")
+
+
 class Cluster:
     """Three masters, no replicas, made by redis-cli --cluster create.
     full coverage is not required, so the other masters keep answering
@@ -180,7 +201,7 @@ class Cluster:
         self.tmpdir = str(tmpdir)
         self.nodes = []
         for i in range(n):
-            port = helpers.free_port()
+            port = cluster_port()
             self.nodes.append(Server(tmpdir, port, name="cluster%d" % i, args=[
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", os.path.join(self.tmpdir, "nodes-%d.conf" % port),
