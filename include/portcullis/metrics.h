@@ -61,6 +61,14 @@ typedef struct pc_metrics_shard pc_metrics_shard;
 #define PC_METRICS_ID_OVERFLOW (PC_METRICS_MAX_IDS - 1u)
 #define PC_METRICS_OVERFLOW_LABEL "(other)"
 
+/* The `error` label of portcullis_rate_limit_redis_errors_total. */
+enum {
+    PC_METRICS_REDIS_TIMEOUT, /* no answer within redis.timeout */
+    PC_METRICS_REDIS_DOWN,    /* no connection (down, reconnecting) */
+    PC_METRICS_REDIS_ERROR,   /* an error reply, or a reply not understood */
+    PC_METRICS_REDIS_N
+};
+
 /* Key kinds: each has its own id space and one histogram family. */
 typedef enum {
     PC_MKEY_ROUTE,    /* portcullis_request_duration_seconds{route} */
@@ -76,6 +84,10 @@ typedef enum {
                        a = method index (PC_METRICS_METHOD_*), b = status */
     PC_MC_RATE_LIMITED, /* portcullis_rate_limited_total{route}: a = b = 0
                            (chain/ratelimit.c, one per 429) */
+    PC_MC_REDIS_ERRORS, /* portcullis_rate_limit_redis_errors_total
+                           {route,error}: a = PC_METRICS_REDIS_* (chain/
+                           ratelimit.c, scope: cluster, one per decision
+                           Redis did not make: on_error applied) */
     PC_MC_N
 } pc_metrics_counter;
 

@@ -438,8 +438,12 @@ static size_t cluster_key(pc_req *req, const rl_policy *r, char *out,
 /* Redis did not decide: on_error. allow: on, without RateLimit-* (there
  * is no bucket state to report); deny: 503 with Retry-After: 1 (the
  * client's reconnect backoff is at most 1 s). */
-static pc_verdict unavailable(pc_req *req, const rl_policy *r)
+static pc_verdict unavailable(pc_req *req, const rl_policy *r, unsigned why)
 {
+    if (req->loop->metrics)
+        pc_metrics_count(
+            req->loop->metrics, PC_MC_REDIS_ERRORS,
+            req->route ? req->route->metrics_id : PC_METRICS_ID_NONE, why, 0);
     if (!r->deny)
         return PC_NEXT;
     pc_req_add_resp_header(req, "Retry-After", "1");
@@ -457,15 +461,22 @@ static void cluster_done(void *ctx, pc_redis_status st,
     if (!req)
         return; /* the client left: nothing of the request is touched */
     const rl_policy *r = pc_chain_policy(req, req->stage);
-    long long allowed, deficit;
+    long long allowed = -1, deficit = -1;
     rl_slot *slot = pc_arena_alloc(req->arena, sizeof *slot);
-    if (st != PC_REDIS_OK || pc_redis_reply_pair(rep, &allowed, &deficit) < 0 ||
-        pc_bucket_decide(&r->rate, (uint64_t)deficit, (int)allowed,
-                         &slot->d) < 0) {
+    /* range-checked before any cast: a reply is not trusted */
+    int ok = st == PC_REDIS_OK &&
+             pc_redis_reply_pair(rep, &allowed, &deficit) == 0 &&
+             (allowed == 0 || allowed == 1) && deficit >= 0 &&
+             pc_bucket_decide(&r->rate, (uint64_t)deficit, (int)allowed,
+                              &slot->d) == 0;
+    if (!ok) {
         if (st == PC_REDIS_OK)
             pc_log(PC_LOG_WARN, "rate_limit: unexpected reply from the "
                                 "redis script (on_error applies)");
-        if (unavailable(req, r) == PC_NEXT)
+        unsigned why = st == PC_REDIS_TIMEOUT ? PC_METRICS_REDIS_TIMEOUT
+                       : st == PC_REDIS_DOWN  ? PC_METRICS_REDIS_DOWN
+                                              : PC_METRICS_REDIS_ERROR;
+        if (unavailable(req, r, why) == PC_NEXT)
             pc_chain_resume(req, PC_NEXT);
         return;
     }
@@ -484,7 +495,7 @@ static pc_verdict cluster_take(pc_req *req, const rl_policy *r)
     size_t klen = cluster_key(req, r, key, sizeof key);
     pc_redis *rc = req->loop->redis;
     if (!klen || !rc)
-        return unavailable(req, r);
+        return unavailable(req, r, PC_METRICS_REDIS_ERROR);
     pthread_once(&script_once, script_init);
     uint64_t v[3] = {r->rate.rate, r->rate.per_us, r->rate.cap};
     for (int i = 0; i < 3; i++)
@@ -496,7 +507,7 @@ static pc_verdict cluster_take(pc_req *req, const rl_policy *r)
         return PC_WAIT;
     req->stage_ns = 0; /* the chain times this stage itself: not twice */
     pc_wait_take(w);
-    return unavailable(req, r);
+    return unavailable(req, r, PC_METRICS_REDIS_DOWN);
 }
 
 static pc_verdict rl_on_request(pc_req *req)

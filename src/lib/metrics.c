@@ -123,6 +123,15 @@ static void labels_none(pc_mbuf *b, uint32_t a, uint32_t b_)
     (void)b_;
 }
 
+static void labels_redis_error(pc_mbuf *b, uint32_t a, uint32_t b_)
+{
+    static const char *const names[PC_METRICS_REDIS_N] = {"timeout", "down",
+                                                          "error"};
+    (void)b_;
+    pc_mbuf_printf(b, ",error=\"%s\"",
+                   a < PC_METRICS_REDIS_N ? names[a] : "error");
+}
+
 static const counter_desc counter_families[PC_MC_N] = {
     [PC_MC_REQUESTS] = {"portcullis_requests_total",
                         "Requests answered, by route (\"\" when none "
@@ -132,6 +141,12 @@ static const counter_desc counter_families[PC_MC_N] = {
                             "Requests refused with 429 by a rate limit, by "
                             "route (\"\" when none matched).",
                             PC_MKEY_ROUTE, labels_none},
+    [PC_MC_REDIS_ERRORS] = {"portcullis_rate_limit_redis_errors_total",
+                            "rate_limit scope: cluster decisions Redis did "
+                            "not make (redis.on_error applied), by route and "
+                            "error: timeout, down (no connection), error "
+                            "(error reply).",
+                            PC_MKEY_ROUTE, labels_redis_error},
 };
 
 /* ---- the registry ------------------------------------------------------- */

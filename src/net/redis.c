@@ -247,8 +247,20 @@ static void schedule_retry(node *n)
     evtimer_add(n->retry_ev, &tv);
 }
 
+/* n's connection is gone. One that had answered is reopened at once (a
+ * restart, a single slow answer: new commands queue on the new connection
+ * within their deadlines); one that never answered waits its backoff. */
+static void reconnect(node *n)
+{
+    if (n->was_up && !n->r->freeing) {
+        connect_node(n); /* on failure it schedules the retry itself */
+        return;
+    }
+    schedule_retry(n);
+}
+
 /* Closes n's connection now: hiredis hands every pending cmd back with a
- * NULL reply (PC_REDIS_DOWN), then n reconnects after its backoff. */
+ * NULL reply (PC_REDIS_DOWN), then n reconnects. */
 static void close_node(node *n)
 {
     redisAsyncContext *ac = n->ac;
@@ -256,7 +268,7 @@ static void close_node(node *n)
         return;
     n->ac = NULL; /* the callbacks below see a connection already gone */
     redisAsyncFree(ac);
-    schedule_retry(n);
+    reconnect(n);
     if (n->r->mode == MODE_CLUSTER)
         refresh_soon(n->r);
 }
@@ -279,7 +291,7 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
     n->ac = NULL;
     node_log(n, PC_LOG_WARN, "connection lost",
              status == REDIS_OK ? "closed" : ac->errstr);
-    schedule_retry(n);
+    reconnect(n);
     if (n->r->mode == MODE_CLUSTER)
         refresh_soon(n->r);
 }

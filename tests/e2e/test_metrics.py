@@ -119,6 +119,7 @@ def test_content_type_and_format(scraped):
     assert types == {
         "portcullis_requests_total": "counter",
         "portcullis_rate_limited_total": "counter",
+        "portcullis_rate_limit_redis_errors_total": "counter",
         "portcullis_request_duration_seconds": "histogram",
         "portcullis_upstream_duration_seconds": "histogram",
         "portcullis_stage_duration_seconds": "histogram",

@@ -9,13 +9,15 @@ changes the redis block, and a client that leaves while its decision is
 pending."""
 
 import os
-import signal
+import shutil
+import subprocess
 import time
 
 import pytest
 
 import helpers
 import redis_util
+import test_metrics
 from helpers import assert_error, request
 from test_reload import Reloader, write_config
 
@@ -186,6 +188,19 @@ def test_stuck_redis_bounded_by_timeout(env, on_error):
             time.sleep(0.15)
         # 100ms timeout; the sanitizer build and a shared machine add slack
         assert worst < 0.8, worst
+        # counted: timeouts, then "down" while the connection is in backoff
+        body = request(gw.admin_port, "GET", "/metrics", host="127.0.0.1").body
+        samples, types, _ = test_metrics.parse(body.decode())
+        fam = "portcullis_rate_limit_redis_errors_total"
+        assert types[fam] == "counter"
+        t = test_metrics.get(samples, fam, route="burst", error="timeout")
+        d = test_metrics.get(samples, fam, route="burst", error="down")
+        assert t >= 1 and t + d == 6, (t, d)
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=body,
+                               capture_output=True, timeout=30)
+            assert p.returncode == 0, (p.stdout, p.stderr)
         # a client that leaves while its decision is pending: the late
         # answer (a timeout) finds nothing; the gateway goes on
         for _ in range(5):
