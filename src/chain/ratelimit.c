@@ -362,9 +362,12 @@ static void refuse(pc_req *req, const rl_policy *r, const rl_slot *slot)
 
 /* One decision, atomically, on Redis's clock (TIME, microseconds): the
  * deficit arithmetic of lib/bucket.c in doubles, exact because cap <=
- * 2^53 (checked at load). State: hash {d = deficit units, l = time of d};
- * a missing key is a full bucket, so the key expires once the bucket
- * would be full again. A refusal writes nothing. Returns {allowed, d}. */
+ * 2^53 (checked at load). State: the string "DEFICIT LAST" (units missing
+ * to a full bucket, and when, in microseconds), written with %.0f so that
+ * no digit is lost; a missing key is a full bucket, so the key expires
+ * (PX) once the bucket would be full again. A refusal writes nothing.
+ * Three calls (TIME, GET, SET): a hash with HSET + PEXPIRE cost Redis
+ * about a third more CPU per decision. Returns {allowed, d}. */
 static const char SCRIPT[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
     "local rate = tonumber(ARGV[1])\n"
@@ -372,9 +375,12 @@ static const char SCRIPT[] =
     "local cap = tonumber(ARGV[3])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local s = redis.call('HMGET', KEYS[1], 'd', 'l')\n"
-    "local d = tonumber(s[1]) or 0\n"
-    "local last = tonumber(s[2]) or now\n"
+    "local d, last = 0, now\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v then\n"
+    "  local a, b = string.match(v, '^(%d+) (%d+)$')\n"
+    "  if a then d = tonumber(a); last = tonumber(b) end\n"
+    "end\n"
     "if now > last and d > 0 then\n"
     "  local refill = (now - last) * rate\n"
     "  if refill >= d then d = 0 else d = d - refill end\n"
@@ -383,8 +389,8 @@ static const char SCRIPT[] =
     "if now > last then last = now end\n"
     "if cap - d < per then return {0, d} end\n"
     "d = d + per\n"
-    "redis.call('HSET', KEYS[1], 'd', d, 'l', last)\n"
-    "redis.call('PEXPIRE', KEYS[1], math.floor(d / rate / 1000) + 1)\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f %.0f', d, last), 'PX',\n"
+    "           math.floor(d / rate / 1000) + 1)\n"
     "return {1, d}\n";
 
 static pc_redis_script script;

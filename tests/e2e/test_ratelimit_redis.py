@@ -120,6 +120,14 @@ def test_headers_as_the_local_scope(env, redis):
         assert r.header("RateLimit-Remaining") == str(2 - i)
         assert r.header("RateLimit-Reset") == str(3600 * (i + 1))
         assert r.header("Retry-After") is None
+    # the stored state: "DEFICIT LAST", whole numbers in full (no exponent):
+    # 3 tokens of 3.6e9 units taken, minus the refill of a few milliseconds
+    c = redis.client()
+    d, last = c.call("GET", "{pc:rl:burst:ip:127.0.0.7}").decode().split(" ")
+    secs, usecs = c.call("TIME")
+    c.close()
+    assert 3 * 3600 * 10**6 - 10**7 < int(d) <= 3 * 3600 * 10**6, d
+    assert 0 <= int(secs) * 10**6 + int(usecs) - int(last) < 10**7, last
     r = request(gw.port, "GET", "/burst", source="127.0.0.7")
     assert_error(r, 429, "rate_limited")
     assert r.header("Retry-After") in ("3599", "3600"), r
