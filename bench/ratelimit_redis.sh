@@ -6,8 +6,9 @@
 # the origin (/small, 100 bytes); every proxy runs 1 worker; the limit is
 # set so high that every request is admitted (what is measured is the
 # decision, not 429s). wrk runs every target in turn, RUNS times,
-# interleaved; the table gives medians of req/s and p99 latency, and the
-# redis-server CPU per request for the cluster scope. Everything listens on
+# interleaved; the table gives medians of req/s, p50 / p99 latency, the
+# proxy's CPU time per request (nginx: master and workers) and the
+# redis-server CPU per request (only the cluster scope uses it). Everything listens on
 # 127.0.0.1; every process started is stopped on exit.
 #
 # Environment: D (wrk duration per run, default 5s), RUNS (default 3),
@@ -83,6 +84,7 @@ for t in $TARGETS; do
     nginx-limit)
         write_nginx_proxy_conf "$dir" 1 "$p" "$tp" "$UP_PORT" \
             "            limit_req zone=perip burst=1000000000 nodelay;"
+        # shellcheck disable=SC2016 # $binary_remote_addr is nginx's
         sed -i 's|^http {|http {\n    limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000000r/s;|' \
             "$dir/nginx.conf"
         ;;
@@ -115,12 +117,19 @@ median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 note "machine: $(machine_info)"
 for r in $(seq "$RUNS"); do
+    # shellcheck disable=SC2086 # TARGETS is a word list
     for t in $(rotate "$r" $TARGETS); do
         url="http://127.0.0.1:${PORT[$t]}/small"
         wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1
+        kids=0
+        [ "$t" = nginx-limit ] && kids=1
+        # shellcheck disable=SC2046 # one PID per word
+        pb=$(cpu_ticks $(cpu_pids "${PID[$t]}" $kids))
         rb=$(cpu_ticks "$REDIS_PID")
         out=$(wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url")
         ra=$(cpu_ticks "$REDIS_PID")
+        # shellcheck disable=SC2046
+        pa=$(cpu_ticks $(cpu_pids "${PID[$t]}" $kids))
         alive_or_die "$t" "${PID[$t]}" "${LOG[$t]}"
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
@@ -132,19 +141,22 @@ for r in $(seq "$RUNS"); do
         [ -z "$errs" ] || note "$t: $errs"
         rus=$(awk -v t=$((ra - rb)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
             'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
-        echo "$t $rps $p50 $p99 $rus" >>"$TMP/rows"
+        pus=$(awk -v t=$((pa - pb)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+        echo "$t $rps $p50 $p99 $rus $pus" >>"$TMP/rows"
         note "run $r $t: $rps req/s, p50 $p50 ms, p99 $p99 ms"
     done
 done
 
-echo "| target | req/s (median of $RUNS) | p50 ms | p99 ms | redis CPU us/req |"
-echo "|---|---|---|---|---|"
+echo "| target | req/s (median of $RUNS) | p50 ms | p99 ms | proxy CPU us/req | redis CPU us/req |"
+echo "|---|---|---|---|---|---|"
 for t in $TARGETS; do
     rps=$(awk -v t="$t" '$1 == t {print $2}' "$TMP/rows" | median)
     p50=$(awk -v t="$t" '$1 == t {print $3}' "$TMP/rows" | median)
     p99=$(awk -v t="$t" '$1 == t {print $4}' "$TMP/rows" | median)
     rus=$(awk -v t="$t" '$1 == t {print $5}' "$TMP/rows" | median)
-    echo "| $t | $rps | $p50 | $p99 | $rus |"
+    pus=$(awk -v t="$t" '$1 == t {print $6}' "$TMP/rows" | median)
+    echo "| $t | $rps | $p50 | $p99 | $pus | $rus |"
 done
 echo
 echo "wrk -t$THREADS -c$CONNS -d$D --latency, $RUNS runs interleaved; $PC_DESC;"

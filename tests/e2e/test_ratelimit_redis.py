@@ -11,6 +11,7 @@ pending."""
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -221,6 +222,50 @@ def test_stuck_redis_bounded_by_timeout(env, on_error):
         assert "no answer within timeout" in gw.stderr()
     finally:
         stuck.close()
+
+
+def test_redis_stalls_mid_operation(env, tmp_path):
+    """A Redis that answered, then stalls (DEBUG SLEEP 1.5): each request
+    waits at most redis.timeout and gets on_error (deny: 503); once Redis
+    is back, decisions come from it again."""
+    redis = redis_util.Server(tmp_path, args=["--enable-debug-command", "yes"]).start()
+    try:
+        stalls(env, redis)
+    finally:
+        env.close()
+        redis.stop()
+
+
+def stalls(env, redis):
+    up = env.upstream("a")
+    gw = env.gateway(gw_config(up, {"address": "127.0.0.1:%d" % redis.port,
+                                    "timeout": "100ms", "on_error": "deny"}))
+    r = request(gw.port, "GET", "/burst", source="127.0.0.11")
+    assert r.status == 200 and r.header("RateLimit-Remaining") == "2", r
+    sleeper = redis.client(timeout=10)
+    t = threading.Thread(target=sleeper.call, args=("DEBUG", "SLEEP", "1.5"))
+    t.start()
+    try:
+        time.sleep(0.1)
+        worst = 0.0
+        for _ in range(4):
+            t0 = time.monotonic()
+            r = request(gw.port, "GET", "/burst", source="127.0.0.11")
+            worst = max(worst, time.monotonic() - t0)
+            assert_error(r, 503, "upstream_unavailable")
+            assert r.header("Retry-After") == "1"
+        assert worst < 0.8, worst
+    finally:
+        t.join(10)
+        sleeper.close()
+    helpers.wait_for(lambda: request(gw.port, "GET", "/burst", source="127.0.0.12")
+                     .status == 200, timeout=10, what="decisions after the stall")
+    r = request(gw.port, "GET", "/burst", source="127.0.0.13")
+    assert r.status == 200 and r.header("RateLimit-Remaining") == "2", r
+    # the commands sent before their timeout ran when Redis woke up: they
+    # may have taken tokens (documented: a timed-out decision errs strict)
+    r = request(gw.port, "GET", "/burst", source="127.0.0.11")
+    assert r.status in (200, 429) and r.header("RateLimit-Limit") == "3", r
 
 
 def test_password_from_env_and_db(env, tmp_path):
