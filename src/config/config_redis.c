@@ -2,8 +2,11 @@
  * (host:port, [v6]:port or unix:/path; a cluster node works too),
  * password, db, timeout, on_error. Reads and checks only; the client is
  * net/redis.c, started per worker by core/worker.c. */
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "config_int.h"
 #include "portcullis/redis.h"
@@ -12,6 +15,28 @@
 #define REDIS_DB_MAX 1000000ull /* databases is a server setting; SELECT
                                    reports one past it at connect time */
 #define REDIS_TIMEOUT_MAX_MS 60000ull
+
+/* A host name becomes its first address now, as upstream targets do:
+ * hiredis resolves with a blocking getaddrinfo at every connect, which
+ * must not happen on a worker's loop. */
+static void resolve(pc_redis_opts *o, const pc_node *v, pc_errors *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)o->port);
+    int rc = getaddrinfo(o->host, port, &hints, &res);
+    if (rc != 0 || !res ||
+        getnameinfo(res->ai_addr, res->ai_addrlen, o->host, sizeof o->host,
+                    NULL, 0, NI_NUMERICHOST) != 0)
+        pc_errors_add(err, v, "invalid redis address '%s': cannot resolve "
+                              "'%s': %s",
+                      o->address, o->host,
+                      rc ? gai_strerror(rc) : "no address");
+    if (res)
+        freeaddrinfo(res);
+}
 
 static void read_address(pc_redis_opts *o, const pc_node *v, pc_errors *err)
 {
@@ -22,6 +47,8 @@ static void read_address(pc_redis_opts *o, const pc_node *v, pc_errors *err)
                                &o->is_unix, &why) < 0)
         pc_errors_add(err, v, "invalid redis address '%s': %s", o->address,
                       why);
+    else if (!o->is_unix)
+        resolve(o, v, err);
 }
 
 static void read_on_error(pc_redis_opts *o, const pc_node *v, pc_errors *err)

@@ -297,6 +297,23 @@ def test_password_from_env_and_db(env, tmp_path):
         server.stop()
 
 
+def test_unix_socket(env, tmp_path):
+    sock = os.path.join(str(tmp_path), "r.sock")
+    server = redis_util.Server(tmp_path, args=["--unixsocket", sock,
+                                               "--unixsocketperm", "700"]).start()
+    try:
+        up = env.upstream("a")
+        gw = env.gateway(gw_config(up, {"address": "unix:" + sock, "timeout": "500ms",
+                                        "on_error": "deny"}))
+        for i in range(4):
+            r = request(gw.port, "GET", "/burst", source="127.0.0.14")
+            assert r.status == (200 if i < 3 else 429), r
+        assert redis_keys(server) == ["{pc:rl:burst:ip:127.0.0.14}"]
+    finally:
+        env.close()
+        server.stop()
+
+
 def test_reload_to_another_redis(env, tmp_path):
     a = redis_util.Server(tmp_path, name="ra").start()
     b = redis_util.Server(tmp_path, name="rb").start()
