@@ -27,7 +27,8 @@ typedef enum {
 typedef struct pc_redis_redirect {
     pc_redis_redirect_kind kind;
     unsigned slot;                /* 0..16383 */
-    char host[PC_REDIS_HOST_MAX]; /* without brackets */
+    char host[PC_REDIS_HOST_MAX]; /* without brackets; "" when Redis left
+                                     it out (the node that answered) */
     uint16_t port;                /* 1..65535 */
 } pc_redis_redirect;
 

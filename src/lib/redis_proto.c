@@ -43,9 +43,10 @@ static long small_number(const char *s, size_t n, long lo, long hi)
     return v < lo || v > hi ? -1 : v;
 }
 
-/* host:port or [v6]:port at s[0..n) into host / port. */
+/* host:port or [v6]:port at s[0..n) into host / port; an empty host only
+ * when empty_ok. */
 static int host_port(const char *s, size_t n, char *host, size_t hostcap,
-                     uint16_t *port)
+                     uint16_t *port, int empty_ok)
 {
     const char *colon = NULL;
     const char *h = s;
@@ -67,8 +68,8 @@ static int host_port(const char *s, size_t n, char *host, size_t hostcap,
             return -1;
         hlen = (size_t)(colon - s);
     }
-    if (hlen == 0 || hlen >= hostcap || memchr(h, ' ', hlen) ||
-        memchr(h, '\0', hlen))
+    if ((hlen == 0 && !empty_ok) || hlen >= hostcap ||
+        memchr(h, ' ', hlen) || memchr(h, '\0', hlen))
         return -1;
     long p = small_number(colon + 1, (size_t)(s + n - colon - 1), 1, 65535);
     if (p < 0)
@@ -98,8 +99,9 @@ pc_redis_redirect_kind pc_redis_parse_redirect(const char *s, size_t len,
     if (!sp)
         return PC_REDIS_REDIRECT_NONE;
     long slot = small_number(p, (size_t)(sp - p), 0, PC_REDIS_SLOTS - 1);
+    /* an empty host ("MOVED 3999 :6380") is the node that answered */
     if (slot < 0 || host_port(sp + 1, (size_t)(end - sp - 1), out->host,
-                              sizeof out->host, &out->port) < 0)
+                              sizeof out->host, &out->port, 1) < 0)
         return PC_REDIS_REDIRECT_NONE;
     out->slot = (unsigned)slot;
     out->kind = k;
@@ -124,7 +126,7 @@ int pc_redis_parse_address(const char *s, char *host, size_t hostcap,
         *is_unix = 1;
         return 0;
     }
-    if (host_port(s, n, host, hostcap, port) < 0) {
+    if (host_port(s, n, host, hostcap, port, 0) < 0) {
         *why = "expected host:port, [v6]:port or unix:/path (port 1..65535)";
         return -1;
     }

@@ -74,11 +74,15 @@ Test(redis, moved_and_ask)
     cr_assert_eq(redirect("ASK 0 redis-2.internal:6379", &rd),
                  PC_REDIS_REDIRECT_ASK);
     cr_expect_str_eq(rd.host, "redis-2.internal");
+    /* no endpoint known to Redis: the node that answered, on that port */
+    cr_assert_eq(redirect("MOVED 12 :6380", &rd), PC_REDIS_REDIRECT_MOVED);
+    cr_expect_str_eq(rd.host, "");
+    cr_expect_eq(rd.port, 6380);
     /* anything malformed or out of range is a plain error */
     static const char *const bad[] = {
         "MOVED 16384 127.0.0.1:6381", "MOVED -1 127.0.0.1:6381",
         "MOVED 3999 127.0.0.1:0",     "MOVED 3999 127.0.0.1:65536",
-        "MOVED 3999 127.0.0.1",       "MOVED 3999 :6379",
+        "MOVED 3999 127.0.0.1",       "MOVED 3999 :0",
         "MOVED 3999",                 "MOVED  127.0.0.1:6381",
         "ASK 12a 127.0.0.1:6381",     "MOVED 3999 [::1:6381",
         "ERR unknown command",        "NOSCRIPT No matching script",
@@ -112,6 +116,7 @@ Test(redis, addresses)
     cr_expect_str_eq(host, "/run/redis.sock");
     cr_expect_eq(is_unix, 1);
     static const char *const bad[] = {"redis", "127.0.0.1:", ":6379",
+                                      "[]:6379",
                                       "127.0.0.1:0", "127.0.0.1:70000",
                                       "unix:relative.sock", "unix:",
                                       "[::1]6379"};
