@@ -33,10 +33,10 @@ typedef struct pc_redis_opts {
     char host[PC_REDIS_HOST_MAX]; /* host, or unix socket path */
     uint16_t port;                /* 0 for unix */
     int is_unix;
-    char *password;               /* NULL: no AUTH */
-    uint64_t db;                  /* 0..1000000; SELECT only when > 0 */
-    uint64_t timeout_ms;          /* 1ms..60s, default 50ms */
-    int deny;                     /* on_error: 0 allow (default), 1 deny */
+    char *password;      /* NULL: no AUTH */
+    uint64_t db;         /* 0..1000000; SELECT only when > 0 */
+    uint64_t timeout_ms; /* 1ms..60s, default 50ms */
+    int deny;            /* on_error: 0 allow (default), 1 deny */
 } pc_redis_opts;
 
 /* 1 when a and b connect the same way (address, password, db, timeout);
@@ -45,10 +45,10 @@ int pc_redis_opts_same(const pc_redis_opts *a, const pc_redis_opts *b);
 void pc_redis_opts_free(pc_redis_opts *o); /* NULL is a no-op */
 
 typedef enum {
-    PC_REDIS_OK = 0,   /* reply is a non-error reply */
-    PC_REDIS_ERROR,    /* reply is an error reply (its text in reply->str) */
-    PC_REDIS_TIMEOUT,  /* no answer within timeout; reply NULL */
-    PC_REDIS_DOWN,     /* the connection failed or the client was freed */
+    PC_REDIS_OK = 0,  /* reply is a non-error reply */
+    PC_REDIS_ERROR,   /* reply is an error reply (its text in reply->str) */
+    PC_REDIS_TIMEOUT, /* no answer within timeout; reply NULL */
+    PC_REDIS_DOWN,    /* the connection failed or the client was freed */
 } pc_redis_status;
 
 /* ctx points at the caller's bytes copied at issue time (ctxlen). reply is

@@ -9,7 +9,8 @@
 #include <stdint.h>
 
 #define PC_REDIS_SLOTS 16384
-#define PC_REDIS_HOST_MAX 256 /* host name or unix socket path, NUL included */
+#define PC_REDIS_HOST_MAX 256 /* host name or unix socket path, NUL included   \
+                               */
 
 /* CRC16-CCITT (XMODEM), the checksum Redis Cluster uses for key slots. */
 uint16_t pc_redis_crc16(const void *buf, size_t len);

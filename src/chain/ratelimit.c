@@ -52,8 +52,8 @@ typedef struct rl_policy {
     char *key_text;  /* the key as written */
     uint64_t family; /* route policies: final; global: mixed per route */
     int global;
-    int cluster;     /* scope: cluster (Redis) */
-    int deny;        /* cluster: redis.on_error is deny */
+    int cluster; /* scope: cluster (Redis) */
+    int deny;    /* cluster: redis.on_error is deny */
 } rl_policy;
 
 /* The decision, in the request's slot, for the on_response hook. */
@@ -200,7 +200,10 @@ static rl_policy *rl_configure(const pc_node *n, const pc_config *c,
                              : vrate,
                       "rate_limit: %s", why);
     else if (err->n == before && r->cluster && r->rate.cap > CLUSTER_MAX_CAP)
-        pc_errors_add(err, vburst ? vburst : vper ? vper : vrate,
+        pc_errors_add(err,
+                      vburst ? vburst
+                      : vper ? vper
+                             : vrate,
                       "rate_limit: burst x per too large for scope: cluster "
                       "(burst x per in microseconds must stay below 2^53)");
     if (err->n != before) {

@@ -647,13 +647,11 @@ static void intern_metric_names(pc_config *c)
 pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
                                     const pc_stage_hooks *hooks, pc_errors *err)
 {
-    static const char *const keys[] = {"workers",         "listen", "admin",
-                                       "trusted_proxies", "limits", "log",
-                                       "upstreams",       "routes", "redis",
-                                       NULL};
-    static const char *const later[] = {"jwt",        "cache",
-                                        "acl",      "rate_limit", "validate",
-                                        "webhooks", NULL};
+    static const char *const keys[] = {
+        "workers", "listen",    "admin",  "trusted_proxies", "limits",
+        "log",     "upstreams", "routes", "redis",           NULL};
+    static const char *const later[] = {
+        "jwt", "cache", "acl", "rate_limit", "validate", "webhooks", NULL};
     size_t before = err->n;
     static const pc_stage_hooks none;
     pc_config *c = pc_xcalloc(1, sizeof *c);

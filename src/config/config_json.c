@@ -446,8 +446,7 @@ json_t *pc_config_to_json(const pc_config *c)
                       "password",
                       c->redis->password ? json_string(MASK) : json_null(),
                       "db", (json_int_t)c->redis->db, "timeout",
-                      pc_format_duration(c->redis->timeout_ms, rto,
-                                         sizeof rto),
+                      pc_format_duration(c->redis->timeout_ms, rto, sizeof rto),
                       "on_error", c->redis->deny ? "deny" : "allow"));
     if (c->hooks->global_json)
         c->hooks->global_json(c, o);

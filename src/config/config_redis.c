@@ -12,8 +12,9 @@
 #include "portcullis/redis.h"
 #include "portcullis/util.h"
 
-#define REDIS_DB_MAX 1000000ull /* databases is a server setting; SELECT
-                                   reports one past it at connect time */
+#define REDIS_DB_MAX                                                           \
+    1000000ull /* databases is a server setting; SELECT                        \
+                  reports one past it at connect time */
 #define REDIS_TIMEOUT_MAX_MS 60000ull
 
 /* A host name becomes its first address now, as upstream targets do:
@@ -30,8 +31,9 @@ static void resolve(pc_redis_opts *o, const pc_node *v, pc_errors *err)
     if (rc != 0 || !res ||
         getnameinfo(res->ai_addr, res->ai_addrlen, o->host, sizeof o->host,
                     NULL, 0, NI_NUMERICHOST) != 0)
-        pc_errors_add(err, v, "invalid redis address '%s': cannot resolve "
-                              "'%s': %s",
+        pc_errors_add(err, v,
+                      "invalid redis address '%s': cannot resolve "
+                      "'%s': %s",
                       o->address, o->host,
                       rc ? gai_strerror(rc) : "no address");
     if (res)
@@ -77,8 +79,9 @@ void pc_config_read_redis(pc_config *c, const pc_node *n, pc_errors *err)
     if ((v = pc_node_get(n, "address")))
         read_address(o, v, err);
     else
-        pc_errors_add(err, n, "'redis' needs 'address' (host:port or "
-                              "unix:/path)");
+        pc_errors_add(err, n,
+                      "'redis' needs 'address' (host:port or "
+                      "unix:/path)");
     if ((v = pc_node_get(n, "password")) && pc_config_given(v))
         pc_config_nonempty(v, "password", &o->password, err);
     if ((v = pc_node_get(n, "db")))

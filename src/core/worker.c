@@ -368,8 +368,8 @@ static void reload_cb(evutil_socket_t fd, short what, void *arg)
         /* A changed redis block reconnects: the old client's pending
          * commands answer DOWN (on_error) as it goes. */
         pc_redis *gone = w->loop.redis;
-        w->loop.redis = nc->redis ? pc_redis_new(w->loop.base, nc->redis)
-                                  : NULL;
+        w->loop.redis =
+            nc->redis ? pc_redis_new(w->loop.base, nc->redis) : NULL;
         pc_redis_free(gone);
     }
     pc_config_unref(old);

@@ -68,8 +68,8 @@ static int host_port(const char *s, size_t n, char *host, size_t hostcap,
             return -1;
         hlen = (size_t)(colon - s);
     }
-    if ((hlen == 0 && !empty_ok) || hlen >= hostcap ||
-        memchr(h, ' ', hlen) || memchr(h, '\0', hlen))
+    if ((hlen == 0 && !empty_ok) || hlen >= hostcap || memchr(h, ' ', hlen) ||
+        memchr(h, '\0', hlen))
         return -1;
     long p = small_number(colon + 1, (size_t)(s + n - colon - 1), 1, 65535);
     if (p < 0)

@@ -7,10 +7,9 @@
  *
  *   pc_redis_eval ─► cmd (deadline = now + timeout) ─► list (deadline order)
  *        │                                               ▲ timer: head expired
- *        ▼                                               │ ─► TIMEOUT, node closed
- *   mode UNKNOWN: held until the seed answers CLUSTER SLOTS
- *   mode SINGLE : seed node ─┐
- *   mode CLUSTER: slots[crc16(key)] ─► node ─► hiredis (pipelined)
+ *        ▼                                               │ ─► TIMEOUT, node
+ * closed mode UNKNOWN: held until the seed answers CLUSTER SLOTS mode SINGLE :
+ * seed node ─┐ mode CLUSTER: slots[crc16(key)] ─► node ─► hiredis (pipelined)
  *                                  reply ─┤ NOSCRIPT ─► EVAL, same node
  *                                         ├ MOVED ─► map updated, resent
  *                                         ├ ASK   ─► ASKING + resent
@@ -52,45 +51,45 @@ typedef struct node {
     int is_unix;
     redisAsyncContext *ac; /* NULL: down (in backoff) or never connected */
     struct event *retry_ev;
-    uint64_t backoff_ms;   /* next backoff; 0 after a good reply */
-    uint64_t logged_ns;    /* last error line about this node */
-    int was_up;            /* a reply came on the current connection */
+    uint64_t backoff_ms; /* next backoff; 0 after a good reply */
+    uint64_t logged_ns;  /* last error line about this node */
+    int was_up;          /* a reply came on the current connection */
 } node;
 
 typedef struct cmd {
     pc_redis *r;
     struct cmd *prev, *next; /* the client's list of unfinished cmds */
     uint64_t deadline_ns;
-    node *ask;               /* ASK target for the next send, or NULL */
-    node *on;                /* node of the last send */
+    node *ask; /* ASK target for the next send, or NULL */
+    node *on;  /* node of the last send */
     pc_redis_cb cb;
     const pc_redis_script *script;
     unsigned slot;
-    unsigned inflight;       /* hiredis callbacks that hold this cmd */
+    unsigned inflight; /* hiredis callbacks that hold this cmd */
     unsigned redirects;
-    unsigned done : 1;       /* cb called */
-    unsigned held : 1;       /* waiting for the mode (not sent) */
-    unsigned use_eval : 1;   /* after NOSCRIPT */
-    unsigned linked : 1;     /* in the list */
-    unsigned argc;           /* key + args (EVALSHA sha 1 come first) */
+    unsigned done : 1;     /* cb called */
+    unsigned held : 1;     /* waiting for the mode (not sent) */
+    unsigned use_eval : 1; /* after NOSCRIPT */
+    unsigned linked : 1;   /* in the list */
+    unsigned argc;         /* key + args (EVALSHA sha 1 come first) */
     const char *argv[PC_REDIS_MAX_ARGS + 1];
     size_t argvlen[PC_REDIS_MAX_ARGS + 1];
     _Alignas(16) unsigned char ctx[PC_REDIS_CTX_MAX];
-    char data[];             /* key and args */
+    char data[]; /* key and args */
 } cmd;
 
 struct pc_redis {
     struct event_base *base;
     pc_redis_opts o;
     redis_mode mode;
-    node *nodes[MAX_NODES];  /* [0] is the seed */
+    node *nodes[MAX_NODES]; /* [0] is the seed */
     unsigned nnodes;
     node *slots[PC_REDIS_SLOTS]; /* cluster: master of each slot, or NULL */
     cmd *head, *tail;
-    struct event *timer;     /* the head's deadline */
-    struct event *refresh_ev;/* cluster map refresh */
-    uint64_t refresh_ns;     /* last CLUSTER SLOTS sent */
-    int refreshing;          /* one CLUSTER SLOTS in flight */
+    struct event *timer;      /* the head's deadline */
+    struct event *refresh_ev; /* cluster map refresh */
+    uint64_t refresh_ns;      /* last CLUSTER SLOTS sent */
+    int refreshing;           /* one CLUSTER SLOTS in flight */
     int freeing;
     pc_redis_stats st;
 };
@@ -114,8 +113,8 @@ static void node_log(node *n, pc_log_level lvl, const char *what,
         return;
     n->logged_ns = now;
     if (n->is_unix)
-        pc_log(lvl, "redis unix:%s: %s%s%s", n->host, what,
-               detail ? ": " : "", detail ? detail : "");
+        pc_log(lvl, "redis unix:%s: %s%s%s", n->host, what, detail ? ": " : "",
+               detail ? detail : "");
     else
         pc_log(lvl, "redis %s%s%s:%u: %s%s%s", strchr(n->host, ':') ? "[" : "",
                n->host, strchr(n->host, ':') ? "]" : "", n->port, what,
@@ -172,10 +171,18 @@ static void finish(cmd *c, pc_redis_status st, const redisReply *rep)
     c->held = 0;
     unlink_cmd(r, c);
     switch (st) {
-    case PC_REDIS_OK: r->st.replies++; break;
-    case PC_REDIS_ERROR: r->st.errors++; break;
-    case PC_REDIS_TIMEOUT: r->st.timeouts++; break;
-    case PC_REDIS_DOWN: r->st.down++; break;
+    case PC_REDIS_OK:
+        r->st.replies++;
+        break;
+    case PC_REDIS_ERROR:
+        r->st.errors++;
+        break;
+    case PC_REDIS_TIMEOUT:
+        r->st.timeouts++;
+        break;
+    case PC_REDIS_DOWN:
+        r->st.down++;
+        break;
     }
     c->cb(c->ctx, st, rep);
     maybe_free(c);
@@ -482,8 +489,7 @@ static int send_on(node *n, cmd *c)
         argv[3 + i] = c->argv[i];
         lens[3 + i] = c->argvlen[i];
     }
-    if (c->ask &&
-        redisAsyncCommand(n->ac, NULL, NULL, "ASKING") != REDIS_OK)
+    if (c->ask && redisAsyncCommand(n->ac, NULL, NULL, "ASKING") != REDIS_OK)
         return -1;
     if (redisAsyncCommandArgv(n->ac, reply_cb, c, (int)c->argc + 3, argv,
                               lens) != REDIS_OK)
@@ -605,8 +611,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         finish(c, PC_REDIS_TIMEOUT, NULL);
     }
     for (unsigned k = 0; k < nstuck; k++) {
-        node_log(stuck[k], PC_LOG_WARN, "no answer within timeout, reconnecting",
-                 NULL);
+        node_log(stuck[k], PC_LOG_WARN,
+                 "no answer within timeout, reconnecting", NULL);
         close_node(stuck[k]);
     }
     arm_timer(r);

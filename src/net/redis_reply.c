@@ -77,8 +77,8 @@ int pc_redis_slots_parse(const redisReply *rep,
             m->element[0]->len >= PC_REDIS_HOST_MAX ||
             memchr(m->element[0]->str, '\0', m->element[0]->len))
             return -1;
-        const char *host = m->element[0]->len ? m->element[0]->str
-                                              : fallback_host;
+        const char *host =
+            m->element[0]->len ? m->element[0]->str : fallback_host;
         if (!host || !*host || !strcmp(host, "?"))
             return -1;
         range(arg, (unsigned)a->integer, (unsigned)b->integer, host,

@@ -80,13 +80,20 @@ Test(redis, moved_and_ask)
     cr_expect_eq(rd.port, 6380);
     /* anything malformed or out of range is a plain error */
     static const char *const bad[] = {
-        "MOVED 16384 127.0.0.1:6381", "MOVED -1 127.0.0.1:6381",
-        "MOVED 3999 127.0.0.1:0",     "MOVED 3999 127.0.0.1:65536",
-        "MOVED 3999 127.0.0.1",       "MOVED 3999 :0",
-        "MOVED 3999",                 "MOVED  127.0.0.1:6381",
-        "ASK 12a 127.0.0.1:6381",     "MOVED 3999 [::1:6381",
-        "ERR unknown command",        "NOSCRIPT No matching script",
-        "MOVED 3999 127.0.0.1:6381x", "moved 3999 127.0.0.1:6381",
+        "MOVED 16384 127.0.0.1:6381",
+        "MOVED -1 127.0.0.1:6381",
+        "MOVED 3999 127.0.0.1:0",
+        "MOVED 3999 127.0.0.1:65536",
+        "MOVED 3999 127.0.0.1",
+        "MOVED 3999 :0",
+        "MOVED 3999",
+        "MOVED  127.0.0.1:6381",
+        "ASK 12a 127.0.0.1:6381",
+        "MOVED 3999 [::1:6381",
+        "ERR unknown command",
+        "NOSCRIPT No matching script",
+        "MOVED 3999 127.0.0.1:6381x",
+        "moved 3999 127.0.0.1:6381",
         "MOVED 123456 127.0.0.1:6381",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -115,10 +122,14 @@ Test(redis, addresses)
                  0);
     cr_expect_str_eq(host, "/run/redis.sock");
     cr_expect_eq(is_unix, 1);
-    static const char *const bad[] = {"redis", "127.0.0.1:", ":6379",
+    static const char *const bad[] = {"redis",
+                                      "127.0.0.1:",
+                                      ":6379",
                                       "[]:6379",
-                                      "127.0.0.1:0", "127.0.0.1:70000",
-                                      "unix:relative.sock", "unix:",
+                                      "127.0.0.1:0",
+                                      "127.0.0.1:70000",
+                                      "unix:relative.sock",
+                                      "unix:",
                                       "[::1]6379"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
@@ -191,14 +202,14 @@ Test(redis, cluster_slots_reply_rejected)
     static const char *const bad[] = {
         "-ERR This instance has cluster support disabled\r\n",
         ":1\r\n",
-        "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:1\r\n", /* slot range */
-        "*1\r\n*3\r\n:10\r\n:5\r\n*2\r\n$1\r\nh\r\n:1\r\n",    /* reversed */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:0\r\n",     /* port 0 */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:65536\r\n", /* port */
-        "*1\r\n*3\r\n:0\r\n:1\r\n*1\r\n$1\r\nh\r\n",           /* no port */
-        "*1\r\n*2\r\n:0\r\n:1\r\n",                            /* no master */
+        "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:1\r\n",  /* slot range */
+        "*1\r\n*3\r\n:10\r\n:5\r\n*2\r\n$1\r\nh\r\n:1\r\n",     /* reversed */
+        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:0\r\n",      /* port 0 */
+        "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:65536\r\n",  /* port */
+        "*1\r\n*3\r\n:0\r\n:1\r\n*1\r\n$1\r\nh\r\n",            /* no port */
+        "*1\r\n*2\r\n:0\r\n:1\r\n",                             /* no master */
         "*1\r\n*3\r\n$1\r\n0\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n", /* string */
-        "*1\r\n*3\r\n:-1\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n",    /* negative */
+        "*1\r\n*3\r\n:-1\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n",     /* negative */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         redisReply *rep = resp(bad[i]);
@@ -272,7 +283,7 @@ Test(redis, script_result_maps_like_the_local_bucket)
     /* states no rate can reach: the reply is not trusted */
     cr_expect_eq(pc_bucket_decide(&r, 3000001, 1, &d), -1); /* over cap */
     cr_expect_eq(pc_bucket_decide(&r, 999999, 1, &d), -1);  /* < 1 token */
-    cr_expect_eq(pc_bucket_decide(&r, 0, 0, &d), -1); /* refused, full */
+    cr_expect_eq(pc_bucket_decide(&r, 0, 0, &d), -1);       /* refused, full */
     cr_expect_eq(pc_bucket_decide(&r, 1000000, 2, &d), -1);
     cr_expect_eq(pc_bucket_decide(&r, 1000000, -1, &d), -1);
 }
@@ -310,11 +321,12 @@ Test(redis, config_errors)
                                    "routes: []\n",
                                    &errs),
                  -1);
-    static const char *const pos[] = {"4:12: invalid redis address 'localhost'",
-                                      "5:7: value 1000001 for 'db' out of range",
-                                      "6:12: value 2m for 'timeout' out of range",
-                                      "7:13: invalid on_error 'retry'",
-                                      "8:3: unknown key 'pasword' in redis"};
+    static const char *const pos[] = {
+        "4:12: invalid redis address 'localhost'",
+        "5:7: value 1000001 for 'db' out of range",
+        "6:12: value 2m for 'timeout' out of range",
+        "7:13: invalid on_error 'retry'",
+        "8:3: unknown key 'pasword' in redis"};
     cr_assert_eq(errs.n, 5, "got %zu errors", errs.n);
     for (size_t i = 0; i < 5; i++) {
         const char *m = strstr(errs.msgs[i], ".yaml:");
@@ -343,15 +355,15 @@ Test(redis, config_errors)
 Test(redis, config_env_unix_and_json)
 {
     setenv("PC_T_REDIS_PW", "s3cret", 1);
-    fake_env *e = fake_env_from_yaml(
-        FAKE_LISTEN FAKE_UPSTREAM "redis:\n"
-                                  "  address: unix:/run/redis/redis.sock\n"
-                                  "  password: ${PC_T_REDIS_PW}\n"
-                                  "  db: 3\n"
-                                  "  timeout: 20ms\n"
-                                  "  on_error: deny\n"
-                                  "rate_limit: {rate: 5, scope: cluster}\n"
-                                  "routes: []\n");
+    fake_env *e = fake_env_from_yaml(FAKE_LISTEN FAKE_UPSTREAM
+                                     "redis:\n"
+                                     "  address: unix:/run/redis/redis.sock\n"
+                                     "  password: ${PC_T_REDIS_PW}\n"
+                                     "  db: 3\n"
+                                     "  timeout: 20ms\n"
+                                     "  on_error: deny\n"
+                                     "rate_limit: {rate: 5, scope: cluster}\n"
+                                     "routes: []\n");
     const pc_redis_opts *o = e->cfg->redis;
     cr_assert_not_null(o);
     cr_expect_eq(o->is_unix, 1);
