@@ -5,8 +5,10 @@
  * one. A refused request gets 429 `rate_limited` with Retry-After and
  * takes no token; every response of a limited request, proxied or made
  * by the gateway, gets RateLimit-Limit / -Remaining / -Reset from the
- * on_response hook. Never does I/O; never allocates on the path of a key
- * already in the table (the decision lives in the request arena).
+ * on_response hook. Never does I/O itself (the cluster scope hands its
+ * command to the worker's Redis client, net/redis.c); the local scope
+ * never allocates on the path of a key already in the table (the
+ * decision lives in the request arena).
  *
  * Bucket identity: family = hash(route name, rate, per, burst, key spec),
  * so a reload that keeps a route's name and limit keeps its buckets, and a
