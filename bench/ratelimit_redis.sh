@@ -13,7 +13,9 @@
 #
 # Environment: D (wrk duration per run, default 5s), RUNS (default 3),
 # WARMUP (default 1s), THREADS (wrk threads, 2), CONNS (connections, 64),
-# TARGETS (default "bare local cluster nginx-limit"), REDIS_SERVER,
+# TARGETS (default "bare local cluster nginx-limit"; also local-429 and
+# cluster-429: a limit of 1 per hour, so every measured request is a 429
+# `rate_limited`, what a rejection costs), REDIS_SERVER,
 # PORTCULLIS, NGINX.
 set -euo pipefail
 
@@ -65,7 +67,8 @@ upstreams:
     targets: [{url: "http://127.0.0.1:$UP_PORT"}]
     keepalive: 64
 routes:
-  - match: {path: /}
+  - name: $(basename "$1")
+    match: {path: /}
     upstream: up
 $4
 EOF
@@ -81,6 +84,8 @@ for t in $TARGETS; do
     bare) pc_conf "$dir" "$p" "$a" "" ;;
     local) pc_conf "$dir" "$p" "$a" "    rate_limit: $LIMIT, scope: local}" ;;
     cluster) pc_conf "$dir" "$p" "$a" "    rate_limit: $LIMIT, scope: cluster}" ;;
+    local-429) pc_conf "$dir" "$p" "$a" "    rate_limit: {rate: 1, per: 1h, burst: 1, scope: local}" ;;
+    cluster-429) pc_conf "$dir" "$p" "$a" "    rate_limit: {rate: 1, per: 1h, burst: 1, scope: cluster}" ;;
     nginx-limit)
         write_nginx_proxy_conf "$dir" 1 "$p" "$tp" "$UP_PORT" \
             "            limit_req zone=perip burst=1000000000 nodelay;"
@@ -137,7 +142,11 @@ for r in $(seq "$RUNS"); do
         n=$(echo "$out" | awk '/requests in/ {print $1}')
         bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
         errs=$(echo "$out" | awk '/Socket errors/ {print}')
-        [ -z "$bad" ] || die "$t: $bad non-2xx answers"
+        case $t in
+        *-429) # every answer but the bucket's one token must be a 429
+            [ "${bad:-0}" -ge $((n - 1)) ] || die "$t: only ${bad:-0} of $n answers refused" ;;
+        *) [ -z "$bad" ] || die "$t: $bad non-2xx answers" ;;
+        esac
         [ -z "$errs" ] || note "$t: $errs"
         rus=$(awk -v t=$((ra - rb)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
             'BEGIN {printf "%.1f", t / hz * 1e6 / n}')

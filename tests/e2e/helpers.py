@@ -31,13 +31,23 @@ def abspath_bin(path):
 # small utilities
 
 
+_given_ports = set()
+
+
 def free_port():
-    """A TCP port that was free a moment ago (bind to 0, read, close)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A TCP port that was free a moment ago (bind to 0, read, close), never
+    one this process handed out before: the kernel may offer a just-closed
+    port again, and a listen and an admin port picked one after the other
+    must differ."""
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_for(pred, timeout=5.0, interval=0.02, what="condition"):
