@@ -15,6 +15,7 @@
 
 #include "portcullis/admin.h"
 #include "portcullis/bucket_table.h"
+#include "portcullis/cache.h"
 #include "portcullis/config.h"
 #include "portcullis/loader.h"
 #include "portcullis/log.h"
@@ -425,6 +426,7 @@ out:
     event_base_free(a.base);
     pc_ipcount_free(a.rt.per_ip);
     pc_bucket_table_free(a.rt.buckets);
+    pc_cache_shutdown(); /* every worker is gone */
     pc_config_unref(a.rt.cfg);
     pc_tstate_table_free(a.tstates);
     pthread_mutex_destroy(&a.rt.cfg_lock);

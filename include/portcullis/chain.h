@@ -259,6 +259,7 @@ extern const pc_stage_ops pc_stage_signature;
 extern const pc_stage_ops pc_stage_ratelimit;
 extern const pc_stage_ops pc_stage_route;
 extern const pc_stage_ops pc_stage_compress;
+extern const pc_stage_ops pc_stage_cache;
 extern const pc_stage_ops pc_stage_proxy;
 
 #endif

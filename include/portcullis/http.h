@@ -179,6 +179,9 @@ struct pc_req {
      * the route's headers.response rules, before on_response hooks). */
     pc_headers resp_extra;
     const char *user;      /* JWT "sub", for the access log */
+    const char *cache;     /* "HIT" | "MISS" | "BYPASS" on routes with
+                              cache (chain/cache.c), else NULL: the access
+                              log's `cache` field */
 
     /* chain (owned by chain.c) */
     unsigned stage;        /* cursor: index of the running stage */

@@ -88,6 +88,8 @@ typedef enum {
                            {route,error}: a = PC_METRICS_REDIS_* (chain/
                            ratelimit.c, scope: cluster, one per decision
                            Redis did not make: on_error applied) */
+    PC_MC_CACHE_REQUESTS, /* portcullis_cache_requests_total{route,result}:
+                             a = 1 hit, 2 miss, 3 bypass (chain/cache.c) */
     PC_MC_N
 } pc_metrics_counter;
 

@@ -37,6 +37,9 @@ static const pc_stage_ops *const stages[] = {
     &pc_stage_route,     /* 6: 404 / 405 */
     &pc_stage_compress,  /* 10: response compression (its body filter
                             sits above the producers' in the body flow) */
+    &pc_stage_cache,     /* 8: serve stored responses, store (after
+                            compress: its filter sees the upstream's
+                            bytes, and hits are compressed) */
     &pc_stage_proxy,     /* 9: forward */
 };
 

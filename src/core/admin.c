@@ -1,5 +1,6 @@
 /* admin.c: the admin listener (CONTRACT §5): /healthz, /readyz,
- * /metrics, /admin/routes, /admin/upstreams, /admin/config, with admin.token checked in
+ * /metrics, /admin/routes, /admin/upstreams, /admin/config,
+ * POST /admin/cache/purge, with admin.token checked in
  * constant time.
  * Runs on the main thread's event loop (admin traffic is small and never
  * on the proxy's hot path); reads the current generation under the
@@ -41,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "portcullis/cache.h"
 #include "portcullis/errors.h"
 #include "portcullis/headscan.h"
 #include "portcullis/log.h"
@@ -85,7 +87,7 @@ struct aconn {
     int nauth;
     pc_errcode fail; /* set by a callback that stopped llhttp */
     const char *fail_msg;
-    sbuf url, field, auth, expect;
+    sbuf url, field, auth, expect, body; /* body: POST /admin/cache/purge */
     char rid[33];
 };
 
@@ -155,6 +157,7 @@ static void conn_free(aconn *c)
     free(c->field.p);
     free(c->auth.p);
     free(c->expect.p);
+    free(c->body.p);
     free(c);
 }
 
@@ -217,7 +220,9 @@ static void reply_error(aconn *c, pc_errcode e, const char *msg)
     if (e == PC_ERR_UNAUTHORIZED)
         extra = "WWW-Authenticate: Bearer realm=\"portcullis\"\r\n";
     else if (e == PC_ERR_METHOD_NOT_ALLOWED)
-        extra = "Allow: GET, HEAD\r\n";
+        extra = strncmp(sb_str(&c->url), "/admin/cache/purge", 18) == 0
+                    ? "Allow: POST\r\n"
+                    : "Allow: GET, HEAD\r\n";
     respond(c, pc_err_info(e)->status, "application/json", extra, body, n);
 }
 
@@ -360,13 +365,53 @@ static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
     return 1;
 }
 
+/* POST /admin/cache/purge (CONTRACT §5): {"route", "path"}, both
+ * optional strings; answers {"purged": N}. */
+static void reply_purge(aconn *c)
+{
+    json_error_t jerr;
+    json_t *b = c->body.n ? json_loadb(c->body.p, c->body.n, 0, &jerr)
+                          : json_object();
+    const char *route = NULL, *path = NULL;
+    if (!b || !json_is_object(b)) {
+        reply_error(c, PC_ERR_BAD_REQUEST,
+                    "body must be a JSON object {\"route\", \"path\"}");
+        json_decref(b);
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v) {
+        if (strcmp(k, "route") && strcmp(k, "path")) {
+            reply_error(c, PC_ERR_BAD_REQUEST,
+                        "unknown key in purge body (route, path)");
+            json_decref(b);
+            return;
+        }
+        if (!json_is_string(v)) {
+            reply_error(c, PC_ERR_BAD_REQUEST,
+                        "'route' and 'path' must be strings");
+            json_decref(b);
+            return;
+        }
+        if (!strcmp(k, "route"))
+            route = json_string_value(v);
+        else
+            path = json_string_value(v);
+    }
+    size_t n = pc_cache_purge(route, path);
+    json_decref(b);
+    reply_json(c, 200, json_pack("{s:I}", "purged", (json_int_t)n));
+}
+
 static int known_path(const char *path)
 {
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
            strcmp(path, "/metrics") == 0 ||
            strcmp(path, "/admin/routes") == 0 ||
            strcmp(path, "/admin/upstreams") == 0 ||
-           strcmp(path, "/admin/config") == 0;
+           strcmp(path, "/admin/config") == 0 ||
+           strcmp(path, "/admin/cache/purge") == 0;
 }
 
 static void route(aconn *c)
@@ -382,7 +427,12 @@ static void route(aconn *c)
         reply_error(c, PC_ERR_UNAUTHORIZED, "admin token required");
     else if (!known_path(path))
         reply_error(c, PC_ERR_ROUTE_NOT_FOUND, "no such admin endpoint");
-    else if (!get)
+    else if (strcmp(path, "/admin/cache/purge") == 0) {
+        if (m == HTTP_POST)
+            reply_purge(c);
+        else
+            reply_error(c, PC_ERR_METHOD_NOT_ALLOWED, NULL);
+    } else if (!get)
         reply_error(c, PC_ERR_METHOD_NOT_ALLOWED, NULL);
     else
         get_endpoint(c, path, cfg);
@@ -467,13 +517,13 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     aconn *c = p->data;
-    (void)at;
     c->body_bytes += n;
     if (c->body_bytes > PC_ADMIN_MAX_BODY) {
         c->fail = PC_ERR_PAYLOAD_TOO_LARGE;
         c->fail_msg = "request body is larger than the admin limit";
         return -1;
     }
+    sb_add(&c->body, at, n); /* bounded by PC_ADMIN_MAX_BODY */
     return 0;
 }
 
@@ -511,7 +561,7 @@ static void req_reset(aconn *c)
     c->nauth = 0;
     c->fail = PC_ERR_NONE;
     c->fail_msg = NULL;
-    c->url.n = c->field.n = c->auth.n = c->expect.n = 0;
+    c->url.n = c->field.n = c->auth.n = c->expect.n = c->body.n = 0;
     c->rid[0] = '\0';
 }
 

@@ -673,6 +673,7 @@ void pc_log_access(pc_worker *w, const pc_req *r, uint64_t duration_ns)
         .route = r->route ? r->route->name : NULL,
         .upstream_target = r->upstream_target,
         .upstream_ms = (double)r->upstream_ns / 1e6,
+        .cache = r->cache,
         .user = r->user,
         .tls = r->tls_version,
         .error = r->error != PC_ERR_NONE ? pc_err_info(r->error)->code : NULL,

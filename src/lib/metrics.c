@@ -132,6 +132,13 @@ static void labels_redis_error(pc_mbuf *b, uint32_t a, uint32_t b_)
                    a < PC_METRICS_REDIS_N ? names[a] : "error");
 }
 
+static void labels_cache(pc_mbuf *b, uint32_t a, uint32_t b_)
+{
+    static const char *const r[] = {"none", "hit", "miss", "bypass"};
+    (void)b_;
+    pc_mbuf_printf(b, ",result=\"%s\"", a < 4 ? r[a] : "none");
+}
+
 static const counter_desc counter_families[PC_MC_N] = {
     [PC_MC_REQUESTS] = {"portcullis_requests_total",
                         "Requests answered, by route (\"\" when none "
@@ -147,6 +154,10 @@ static const counter_desc counter_families[PC_MC_N] = {
                             "error: timeout, down (no connection), error "
                             "(error reply).",
                             PC_MKEY_ROUTE, labels_redis_error},
+    [PC_MC_CACHE_REQUESTS] = {"portcullis_cache_requests_total",
+                              "Requests of routes with cache, by route and "
+                              "result (hit, miss, bypass).",
+                              PC_MKEY_ROUTE, labels_cache},
 };
 
 /* ---- the registry ------------------------------------------------------- */

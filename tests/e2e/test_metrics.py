@@ -120,6 +120,7 @@ def test_content_type_and_format(scraped):
         "portcullis_requests_total": "counter",
         "portcullis_rate_limited_total": "counter",
         "portcullis_rate_limit_redis_errors_total": "counter",
+        "portcullis_cache_requests_total": "counter",
         "portcullis_request_duration_seconds": "histogram",
         "portcullis_upstream_duration_seconds": "histogram",
         "portcullis_stage_duration_seconds": "histogram",

@@ -34,7 +34,13 @@ rewrite do not matter):
   /doc/N          N bytes of compressible text (doc_bytes), headers from
                   the query: ct (Content-Type, default application/json),
                   ce (Content-Encoding), etag, cc (Cache-Control), vary,
-                  status (default 200), chunked=1 (chunked, 1000-byte chunks)
+                  status (default 200), chunked=1 (chunked, 1000-byte chunks),
+                  lm (Last-Modified), expires, date, age, cookie (Set-Cookie),
+                  loc (Location), cloc (Content-Location); X-Seq: how many
+                  requests of this exact target came before; failfrom=K:
+                  from the K-th on, answer failstatus (default 503); a
+                  matching If-None-Match (etag) or If-Modified-Since (lm)
+                  gets 304 with the same headers
   anything else   echo: JSON of what was received
 
 Usage: upstream.py --log FILE [--name N] [--host H] [--port P]
@@ -453,10 +459,26 @@ class Conn(threading.Thread):
         status = int(q.get("status", "200"))
         hdrs = [("Content-Type", q.get("ct", "application/json"))]
         for key, name in (("ce", "Content-Encoding"), ("etag", "ETag"),
-                          ("cc", "Cache-Control"), ("vary", "Vary")):
+                          ("cc", "Cache-Control"), ("vary", "Vary"),
+                          ("lm", "Last-Modified"), ("expires", "Expires"),
+                          ("date", "Date"), ("age", "Age"), ("cookie", "Set-Cookie"),
+                          ("loc", "Location"), ("cloc", "Content-Location")):
             if key in q:
                 hdrs.append((name, q[key]))
         hdrs.append(("Accept-Ranges", "bytes"))
+        # the n-th request (from 0) of this exact target
+        with self.srv.lock:
+            seen = self.srv.seen.get(req["target"], 0)
+            self.srv.seen[req["target"]] = seen + 1
+        hdrs.append(("X-Seq", str(seen)))
+        if "failfrom" in q and seen >= int(q["failfrom"]):
+            status = int(q.get("failstatus", "503"))
+        # conditional requests (RFC 9110 §13.1.2, §13.1.3)
+        inm = (hget(req["headers"], "if-none-match") or [None])[0]
+        ims = (hget(req["headers"], "if-modified-since") or [None])[0]
+        if status == 200 and (("etag" in q and inm == q["etag"]) or
+                              ("lm" in q and inm is None and ims == q["lm"])):
+            status = 304
         body = doc_bytes(n)
         if status in (204, 304):
             self.send(self.head_bytes(status, hdrs, req["keep"]))
@@ -510,6 +532,8 @@ class Server:
         self.idle_close_ms = args.idle_close_ms
         self.max_requests = args.max_requests
         self.drop_after = args.drop_after
+        self.lock = threading.Lock()
+        self.seen = {}  # target -> requests so far (/doc X-Seq, failfrom)
         self.tls = None
         if args.tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -572,12 +572,48 @@ Test(config, later_features_rejected)
                           "    rate_limit: {rate: 1, scope: cluster}\n"
                           "    cache: {}\n"
                           "webhooks: []\n");
-    EXPECT("2:1: 'cache' is not supported by this build yet",
-           "7:33: value 0 for 'failures' out of range 1..1000",
+    EXPECT("7:33: value 0 for 'failures' out of range 1..1000",
            "12:34: 'scope: cluster' needs the top-level 'redis' block "
            "(address of the shared Redis)",
-           "13:5: 'cache' is not supported by this build yet",
            "14:1: 'webhooks' is not supported by this build yet");
+    pc_errors_free(&errs);
+}
+
+/* The cache blocks (CONTRACT §2): defaults, ranges, store: redis refused at
+ * its position until it is built. */
+Test(config, cache_blocks)
+{
+    pc_config *c = load(MIN_LISTEN "cache: {memory: 8m}\n" MIN_UP
+                                   "routes:\n"
+                                   "  - match: {path: /}\n"
+                                   "    upstream: u\n"
+                                   "    cache: {ttl: 30s, methods: [GET]}\n");
+    cr_assert_not_null(c);
+    json_t *j = pc_config_to_json(c);
+    json_t *g = json_object_get(j, "cache");
+    cr_assert_eq(json_integer_value(json_object_get(g, "memory")), 8 << 20);
+    json_t *r = json_object_get(json_array_get(json_object_get(j, "routes"), 0),
+                                "cache");
+    cr_assert_str_eq(json_string_value(json_object_get(r, "ttl")), "30s");
+    cr_assert_eq(json_integer_value(json_object_get(r, "max_object_bytes")),
+                 1 << 20);
+    cr_assert_eq(json_array_size(json_object_get(r, "methods")), 1);
+    json_decref(j);
+    pc_config_unref(c);
+
+    load_fails(MIN_LISTEN "cache: {memory: 1k, store: redis}\n" MIN_UP
+                          "routes:\n"
+                          "  - match: {path: /}\n"
+                          "    upstream: u\n"
+                          "    cache: {ttl: 1500ms, methods: [POST], "
+                          "max_object_bytes: 0, x: 1}\n");
+    EXPECT("2:17: cache: 'memory' out of range 64k..1t",
+           "2:28: 'store: redis' is not supported by this build yet (only "
+           "'memory': per process)",
+           "7:18: cache: 'ttl' must be whole seconds, at most 3650d",
+           "7:36: cache: method 'POST' is not cacheable here (GET, HEAD)",
+           "7:61: cache: 'max_object_bytes' out of range 1..1g",
+           "7:64: unknown key 'x' in cache");
     pc_errors_free(&errs);
 }
 

@@ -1,0 +1,877 @@
+/* cache.c: the cache stage (CONTRACT §2 `cache`, §3 step 8, §4): a shared
+ * HTTP cache per RFC 9111 in front of the proxy stage, with the memory
+ * store of lib/cache_store.c (process-wide, shared by every worker, kept
+ * across reloads) and the rules of lib/cache_rules.c.
+ *
+ * Stage table position: after compress, before proxy. Its body filter
+ * therefore sees the upstream's bytes (what is stored), and a hit's body
+ * still flows through compress's filter (hits are compressed per client).
+ *
+ *   on_request ─ method not in `methods` ─────────────────► BYPASS, NEXT
+ *              ─ lookup(key, Vary) ─ usable ─► serve (HIT, Age) ─► DONE
+ *                    │ stale within stale-while-revalidate, another
+ *                    │ request already revalidating ─► serve stale (HIT)
+ *                    ├ stale / no-cache with validators ─► conditional
+ *                    │   request (If-None-Match / If-Modified-Since) ─► NEXT
+ *                    └ nothing ─ only-if-cached ─► 504 ─► DONE
+ *                              ─ collapse: leader ─► NEXT (MISS)
+ *                                          waiter ─► WAIT ─► woken: lookup
+ *                                             again: HIT, or go upstream
+ *   on_response ─ 304 to our conditional ─► stored headers refreshed
+ *                   (§4.3.4), the stored body served (HIT)
+ *               ─ 5xx / gateway error, stale-if-error window ─► stale (HIT)
+ *               ─ storable (§3) ─► the body filter copies the body; at
+ *                   its end the object is inserted, the waiters woken
+ *               ─ unsafe method, 2xx/3xx ─► invalidate (§4.4)
+ *
+ * Deviations and choices (docs/configuration.md): responses with
+ * Set-Cookie are never stored; the route's `ttl` is the heuristic
+ * freshness (§4.2.2) for heuristically cacheable statuses without
+ * explicit freshness; qualified no-cache / private are treated as
+ * unqualified; stale-while-revalidate's revalidation is carried by the
+ * first request that finds the object stale (that client waits for the
+ * origin; the others get the stale object meanwhile), not by a detached
+ * request. */
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "portcullis/cache.h"
+#include "portcullis/chain.h"
+#include "portcullis/errlog.h"
+#include "portcullis/framing.h"
+#include "portcullis/loop.h"
+#include "portcullis/metrics.h"
+#include "portcullis/util.h"
+
+#define DEFAULT_MEMORY (64ull << 20)
+#define DEFAULT_MAX_OBJECT (1ull << 20)
+#define MAX_VARY 8
+#define VARY_VALUE_MAX 512
+#define MAX_TTL_S (10ull * 365 * 86400)
+
+typedef struct ca_global {
+    uint64_t memory;
+} ca_global;
+
+typedef struct ca_policy {
+    uint64_t ttl_s;
+    uint32_t methods; /* PC_M_GET | PC_M_HEAD */
+    uint64_t max_object;
+} ca_policy;
+
+enum { R_NONE, R_HIT, R_MISS, R_BYPASS };
+static const char *const result_text[] = {NULL, "HIT", "MISS", "BYPASS"};
+
+typedef struct ca_waiter {
+    pc_cache_waiter w;
+    struct event *ev;
+    pc_wait tok;
+    uint64_t hash;
+} ca_waiter;
+
+typedef struct ca_slot {
+    unsigned self;
+    int result;
+    const ca_policy *pol;
+    pc_cc rcc;            /* request Cache-Control */
+    char *key;            /* arena */
+    size_t klen;
+    uint64_t hash;
+    long long req_time;
+    unsigned unsafe : 1;  /* invalidate on success (§4.4) */
+    unsigned cond : 1;    /* we added validators to the request */
+    unsigned leader : 1;  /* leads a collapsed flight */
+    unsigned storing : 1; /* the body filter collects the body */
+    unsigned hit : 1;     /* served from the store by on_request */
+    pc_cobj *stale;       /* a stored object not served as it is */
+    pc_cobj *swr;         /* stale-while-revalidate: we revalidate it */
+    pc_cobj *pending;     /* the object being filled */
+    pc_cobj *replace;     /* served instead of the upstream's body */
+    char *buf;            /* body being collected (malloc) */
+    size_t len, cap;
+    ca_waiter *waiter;
+} ca_slot;
+
+static uint64_t budget_of(const pc_req *req)
+{
+    unsigned self = pc_chain_index(&pc_stage_cache);
+    const ca_global *g = req->cfg ? req->cfg->stage_global[self] : NULL;
+    return g ? g->memory : DEFAULT_MEMORY;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static void *ca_configure_global(const pc_node *n, pc_config *cfg,
+                                 pc_errors *err)
+{
+    (void)cfg;
+    static const char *const keys[] = {"memory", "store", NULL};
+    size_t before = err->n;
+    if (pc_node_expect_map(n, "cache", err) < 0)
+        return NULL;
+    pc_node_check_keys(n, keys, "cache", err);
+    ca_global *g = pc_xcalloc(1, sizeof *g);
+    g->memory = DEFAULT_MEMORY;
+    const pc_node *v;
+    if ((v = pc_node_get(n, "memory")) &&
+        pc_node_size(v, "memory", &g->memory, err) == 0 &&
+        (g->memory < 65536 || g->memory > (1ull << 40)))
+        pc_errors_add(err, v, "cache: 'memory' out of range 64k..1t");
+    if ((v = pc_node_get(n, "store"))) {
+        char *s = NULL;
+        if (pc_node_str(v, "store", &s, err) == 0) {
+            if (!strcmp(s, "redis"))
+                pc_errors_add(err, v,
+                              "'store: redis' is not supported by this build "
+                              "yet (only 'memory': per process)");
+            else if (strcmp(s, "memory"))
+                pc_errors_add(err, v, "invalid store '%s' (memory | redis)",
+                              s);
+            free(s);
+        }
+    }
+    if (err->n != before) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static json_t *ca_global_json(const void *p)
+{
+    const ca_global *g = p;
+    return json_pack("{s:I,s:s}", "memory", (json_int_t)g->memory, "store",
+                     "memory");
+}
+
+static void *ca_configure_route(const pc_node *n, pc_config *cfg, pc_route *r,
+                                pc_errors *err)
+{
+    (void)cfg;
+    (void)r;
+    static const char *const keys[] = {"ttl", "methods", "max_object_bytes",
+                                       NULL};
+    size_t before = err->n;
+    if (pc_node_expect_map(n, "cache", err) < 0)
+        return NULL;
+    pc_node_check_keys(n, keys, "cache", err);
+    ca_policy *c = pc_xcalloc(1, sizeof *c);
+    c->methods = PC_M_GET | PC_M_HEAD;
+    c->max_object = DEFAULT_MAX_OBJECT;
+    const pc_node *v;
+    uint64_t ms;
+    if ((v = pc_node_get(n, "ttl")) &&
+        pc_node_duration(v, "ttl", &ms, err) == 0) {
+        if (ms % 1000 || ms / 1000 > MAX_TTL_S)
+            pc_errors_add(err, v,
+                          "cache: 'ttl' must be whole seconds, at most 3650d");
+        else
+            c->ttl_s = ms / 1000;
+    }
+    if ((v = pc_node_get(n, "methods")) &&
+        pc_node_expect_seq(v, "methods", err) == 0) {
+        c->methods = 0;
+        if (v->n == 0)
+            pc_errors_add(err, v, "cache: 'methods' needs GET and/or HEAD");
+        for (size_t i = 0; i < v->n; i++) {
+            char *m = NULL;
+            if (pc_node_str(v->vals[i], "methods", &m, err) < 0)
+                continue;
+            if (!strcmp(m, "GET"))
+                c->methods |= PC_M_GET;
+            else if (!strcmp(m, "HEAD"))
+                c->methods |= PC_M_HEAD;
+            else
+                pc_errors_add(err, v->vals[i],
+                              "cache: method '%s' is not cacheable here (GET, "
+                              "HEAD)", m);
+            free(m);
+        }
+    }
+    if ((v = pc_node_get(n, "max_object_bytes")) &&
+        pc_node_size(v, "max_object_bytes", &c->max_object, err) == 0 &&
+        (c->max_object < 1 || c->max_object > (1ull << 30)))
+        pc_errors_add(err, v, "cache: 'max_object_bytes' out of range 1..1g");
+    if (err->n != before) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static json_t *ca_route_json(const void *p)
+{
+    const ca_policy *c = p;
+    json_t *m = json_array();
+    if (c->methods & PC_M_GET)
+        json_array_append_new(m, json_string("GET"));
+    if (c->methods & PC_M_HEAD)
+        json_array_append_new(m, json_string("HEAD"));
+    char ttl[32];
+    snprintf(ttl, sizeof ttl, "%llus", (unsigned long long)c->ttl_s);
+    return json_pack("{s:s,s:o,s:I}", "ttl", ttl, "methods", m,
+                     "max_object_bytes", (json_int_t)c->max_object);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static long long now_s(void)
+{
+    return (long long)time(NULL);
+}
+
+static int is_name(const pc_header *h, const char *name)
+{
+    return pc_strieq(h->name, h->nlen, name, strlen(name));
+}
+
+static void cc_of(const pc_headers *hs, pc_cc *cc)
+{
+    pc_cc_init(cc);
+    for (uint32_t i = 0; i < hs->n; i++)
+        if (is_name(&hs->v[i], "cache-control"))
+            pc_cc_parse(cc, hs->v[i].value, hs->v[i].vlen);
+}
+
+/* The normalised value of request header name (Vary). */
+static int vary_value(const pc_req *req, const char *name, char *out,
+                      size_t cap)
+{
+    const char *vals[16];
+    size_t lens[16], n = 0;
+    for (uint32_t i = 0; i < req->headers.n && n < 16; i++)
+        if (is_name(&req->headers.v[i], name)) {
+            vals[n] = req->headers.v[i].value;
+            lens[n++] = req->headers.v[i].vlen;
+        }
+    return pc_cache_vary_norm(name, vals, lens, n, out, cap);
+}
+
+static int vary_match(const pc_cobj *o, void *ctx)
+{
+    const pc_req *req = ctx;
+    char buf[VARY_VALUE_MAX];
+    for (uint32_t i = 0; i < o->nvary; i++)
+        if (vary_value(req, o->vary_names[i], buf, sizeof buf) < 0 ||
+            strcmp(buf, o->vary_vals[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int unsafe_method(uint32_t bit)
+{
+    return !(bit & (PC_M_GET | PC_M_HEAD | PC_M_OPTIONS | PC_M_TRACE));
+}
+
+/* key: lower-case host, path, "?query" */
+static char *make_key(pc_req *req, const char *host, const char *path,
+                      size_t pathlen, const char *query, size_t *klen)
+{
+    size_t hl = host ? strlen(host) : 0, ql = query ? strlen(query) + 1 : 0;
+    char *k = pc_arena_alloc(req->arena, hl + 1 + pathlen + ql + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < hl; i++)
+        k[o++] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32
+                                                          : host[i]);
+    k[o++] = ' ';
+    memcpy(k + o, path, pathlen);
+    o += pathlen;
+    if (query) {
+        k[o++] = '?';
+        memcpy(k + o, query, ql - 1);
+        o += ql - 1;
+    }
+    k[o] = '\0';
+    *klen = o;
+    return k;
+}
+
+/* Content-Length / framing for serving n stored bytes. */
+static void set_framing(const pc_req *req, pc_resp *resp, size_t n)
+{
+    memset(&resp->framing, 0, sizeof resp->framing);
+    if (req->method_bit & PC_M_HEAD) {
+        resp->framing.kind = PC_FRAME_NONE;
+        resp->framing.has_length = 1;
+    } else {
+        resp->framing.kind = PC_FRAME_LENGTH;
+    }
+    resp->framing.length = n;
+}
+
+static void add_age(pc_req *req, pc_resp *resp, const pc_cobj *o)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", pc_cache_current_age(&o->t, now_s()));
+    pc_headers_remove(&resp->headers, "Age");
+    pc_headers_add(&resp->headers, req->arena, "Age", 3, v, strlen(v));
+}
+
+/* resp's head becomes o's (status, headers, Age, framing); extras: the
+ * request's extra headers are appended again (on_response replaces a head
+ * pc_chain_response_head already extended). */
+static void head_of(pc_req *req, pc_resp *resp, const pc_cobj *o, int extras)
+{
+    resp->status = o->status;
+    resp->reason = NULL;
+    memset(&resp->headers, 0, sizeof resp->headers);
+    for (uint32_t i = 0; i < o->nhdrs; i++)
+        pc_headers_add(&resp->headers, req->arena, o->hdrs[i].name,
+                       o->hdrs[i].nlen, o->hdrs[i].value, o->hdrs[i].vlen);
+    if (extras)
+        for (uint32_t k = 0; k < req->resp_extra.n; k++) {
+            const pc_header *h = &req->resp_extra.v[k];
+            pc_headers_add(&resp->headers, req->arena, h->name, h->nlen,
+                           h->value, h->vlen);
+        }
+    add_age(req, resp, o);
+    set_framing(req, resp, o->body ? o->body->len : 0);
+}
+
+/* Answers req from o (a reference the caller keeps until this returns).
+ * req is gone afterwards. */
+static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
+{
+    pc_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.http_minor = 1;
+    head_of(req, &resp, o, 0);
+    s->result = R_HIT;
+    s->hit = 1;
+    req->sink->head(req, &resp);
+    if (!(req->method_bit & PC_M_HEAD) && o->body && o->body->len)
+        req->sink->body(req, o->body->data, o->body->len);
+    req->sink->end(req);
+}
+
+typedef enum { U_NO, U_YES, U_SWR_OTHER, U_SWR_LEAD } usable;
+
+/* RFC 9111 §4.2, §4.2.4 and §5.2.1: may o answer this request as it is? */
+static usable judge(const ca_slot *s, pc_cobj *o, long long now)
+{
+    const pc_cc *r = &s->rcc;
+    long long age = pc_cache_current_age(&o->t, now);
+    if (r->max_age != PC_CC_ABSENT && age > r->max_age)
+        return U_NO;
+    if (o->no_cache)
+        return U_NO; /* §5.2.2.4: always validated */
+    long long left = o->lifetime - age;
+    if (left > 0) {
+        if (r->min_fresh != PC_CC_ABSENT && left < r->min_fresh)
+            return U_NO;
+        return U_YES;
+    }
+    if (o->must_revalidate)
+        return U_NO; /* §4.2.4, §5.2.2.2, §5.2.2.8, §5.2.2.10 */
+    long long stale = -left;
+    if (r->max_stale_any ||
+        (r->max_stale != PC_CC_ABSENT && stale <= r->max_stale))
+        return U_YES; /* §5.2.1.2 */
+    if (o->swr >= 0 && stale <= o->swr) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&o->revalidating, &expect, 1))
+            return U_SWR_LEAD;
+        return U_SWR_OTHER; /* RFC 5861 §3 */
+    }
+    return U_NO;
+}
+
+/* ---- collapsing ------------------------------------------------------- */
+
+static void waiter_cb(evutil_socket_t fd, short what, void *arg);
+
+static void waiter_wake(pc_cache_waiter *w)
+{
+    ca_waiter *cw = (ca_waiter *)w;
+    event_active(cw->ev, EV_READ, 0); /* thread-safe: evthread */
+}
+
+static void waiter_free(ca_waiter *w)
+{
+    event_free(w->ev);
+    free(w);
+}
+
+static void waiter_cancel(pc_req *req, unsigned stage)
+{
+    ca_slot *s = pc_req_slot(req, stage);
+    if (!s || !s->waiter)
+        return;
+    ca_waiter *w = s->waiter;
+    s->waiter = NULL;
+    /* Still queued: nobody will wake it. Else wake ran or runs: the
+     * callback finds the token stale and frees it. */
+    if (pc_cache_flight_leave(&w->w, w->hash))
+        waiter_free(w);
+}
+
+static void waiter_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ca_waiter *w = arg;
+    pc_req *req = pc_wait_take(w->tok);
+    waiter_free(w);
+    if (!req)
+        return; /* the client left while waiting */
+    unsigned self = pc_chain_index(&pc_stage_cache);
+    ca_slot *s = pc_req_slot(req, self);
+    s->waiter = NULL;
+    pc_cobj *o = pc_cache_lookup(s->key, s->klen, s->hash, vary_match, req);
+    if (o && judge(s, o, now_s()) == U_YES) {
+        serve(req, s, o);
+        pc_cache_obj_unref(o);
+        return;
+    }
+    pc_cache_obj_unref(o);
+    /* not storable, or not usable for this request: go upstream */
+    pc_chain_resume(req, PC_NEXT);
+}
+
+/* ---- the body filter -------------------------------------------------- */
+
+static void finish_flight(ca_slot *s)
+{
+    if (s->leader) {
+        s->leader = 0;
+        pc_cache_flight_done(s->key, s->klen, s->hash);
+    }
+}
+
+static void stop_storing(ca_slot *s)
+{
+    free(s->buf);
+    s->buf = NULL;
+    s->len = s->cap = 0;
+    s->storing = 0;
+    pc_cache_obj_unref(s->pending);
+    s->pending = NULL;
+}
+
+static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
+                                size_t len, int last)
+{
+    ca_slot *s = pc_req_slot(req, slot);
+    if (s->replace) { /* the stored body instead of the upstream's */
+        if (!last)
+            return PC_BODY_OK;
+        const pc_cbody *b = s->replace->body;
+        if (b && b->len)
+            pc_body_next(req, slot, b->data, b->len, 0);
+        return pc_body_next(req, slot, NULL, 0, 1);
+    }
+    if (s->storing && len) {
+        if (s->len + len > s->pol->max_object) {
+            stop_storing(s); /* too large: streamed, not stored */
+            finish_flight(s);
+        } else {
+            if (s->len + len > s->cap) {
+                size_t nc = s->cap ? s->cap : 4096;
+                while (nc < s->len + len)
+                    nc *= 2;
+                if (nc > s->pol->max_object)
+                    nc = s->pol->max_object;
+                s->buf = pc_xrealloc(s->buf, nc);
+                s->cap = nc;
+            }
+            memcpy(s->buf + s->len, data, len);
+            s->len += len;
+        }
+    }
+    if (last && s->storing) { /* complete: store it */
+        pc_cbody *b = pc_cache_body_new(s->buf, s->len);
+        pc_cache_obj_set_body(s->pending, b);
+        pc_cache_body_unref(b);
+        pc_cache_insert(s->pending, budget_of(req));
+        stop_storing(s);
+        finish_flight(s);
+    }
+    return pc_body_next(req, slot, data, len, last);
+}
+
+static void ca_release(pc_req *req, unsigned slot)
+{
+    ca_slot *s = pc_req_slot(req, slot);
+    if (!s)
+        return;
+    stop_storing(s); /* an aborted body is dropped */
+    finish_flight(s);
+    if (s->swr) {
+        atomic_store(&s->swr->revalidating, 0);
+        pc_cache_obj_unref(s->swr);
+        s->swr = NULL;
+    }
+    pc_cache_obj_unref(s->stale);
+    s->stale = NULL;
+    pc_cache_obj_unref(s->replace);
+    s->replace = NULL;
+}
+
+static const pc_body_filter ca_body = {
+    .filter = ca_filter, .release = ca_release, .changes_length = 0};
+
+/* ---- request ---------------------------------------------------------- */
+
+static int has_header(const pc_req *req, const char *name)
+{
+    return pc_req_header(req, name) != NULL;
+}
+
+static pc_verdict ca_on_request(pc_req *req)
+{
+    const ca_policy *pol = pc_chain_route_policy(req, req->stage);
+    if (!pol)
+        return PC_NEXT;
+    ca_slot *s = pc_arena_alloc(req->arena, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->self = req->stage;
+    s->pol = pol;
+    pc_req_set_slot(req, req->stage, s);
+    pc_body_filter_add(req, req->stage, &ca_body);
+    s->key = make_key(req, req->host, req->path, req->pathlen, req->query,
+                      &s->klen);
+    s->hash = pc_cache_hash(s->key, s->klen);
+    if (!(req->method_bit & pol->methods)) {
+        s->unsafe = unsafe_method(req->method_bit);
+        s->result = R_BYPASS;
+        return PC_NEXT;
+    }
+    cc_of(&req->headers, &s->rcc);
+    if (!pc_req_header(req, "cache-control")) {
+        const char *pragma = pc_req_header(req, "pragma");
+        if (pragma && strstr(pragma, "no-cache"))
+            s->rcc.no_cache = 1; /* §5.4 */
+    }
+    long long now = now_s();
+    s->req_time = now;
+    s->result = R_MISS;
+    pc_cobj *o = pc_cache_lookup(s->key, s->klen, s->hash, vary_match, req);
+    if (o) {
+        usable u = s->rcc.no_cache ? U_NO : judge(s, o, now);
+        if (u == U_YES || u == U_SWR_OTHER) {
+            serve(req, s, o); /* req is gone */
+            pc_cache_obj_unref(o);
+            return PC_DONE;
+        }
+        if (u == U_SWR_LEAD) {
+            pc_cache_obj_ref(o);
+            s->swr = o;
+        }
+        s->stale = o;
+    }
+    if (s->rcc.only_if_cached) { /* §5.2.1.7 */
+        req->sink->error(req, PC_ERR_GATEWAY_TIMEOUT,
+                         "only-if-cached: no stored response");
+        return PC_DONE;
+    }
+    if (s->stale) {
+        /* §4.3.1: validators of the stored response, unless the client
+         * sent its own conditions (then its 304 is its own) */
+        if ((req->method_bit & PC_M_GET) &&
+            !has_header(req, "if-none-match") &&
+            !has_header(req, "if-modified-since") &&
+            (s->stale->etag || s->stale->last_modified)) {
+            if (s->stale->etag)
+                pc_headers_add(&req->gw_headers, req->arena, "If-None-Match",
+                               13, s->stale->etag, strlen(s->stale->etag));
+            else
+                pc_headers_add(&req->gw_headers, req->arena,
+                               "If-Modified-Since", 17,
+                               s->stale->last_modified,
+                               strlen(s->stale->last_modified));
+            s->cond = 1;
+        }
+        return PC_NEXT;
+    }
+    if (!(req->method_bit & PC_M_GET) || s->rcc.no_cache || s->rcc.no_store)
+        return PC_NEXT;
+    /* a miss: collapse concurrent ones on this key */
+    ca_waiter *w = pc_xcalloc(1, sizeof *w);
+    w->w.wake = waiter_wake;
+    w->hash = s->hash;
+    w->ev = event_new(req->loop->base, -1, 0, waiter_cb, w);
+    if (pc_cache_flight_join(s->key, s->klen, s->hash, &w->w)) {
+        event_free(w->ev);
+        free(w);
+        s->leader = 1;
+        return PC_NEXT;
+    }
+    s->waiter = w;
+    w->tok = pc_wait_begin(req, waiter_cancel);
+    return PC_WAIT;
+}
+
+/* ---- response --------------------------------------------------------- */
+
+static long long header_date(const pc_headers *hs, const char *name)
+{
+    const pc_header *h = pc_headers_get(hs, name);
+    if (!h)
+        return -1;
+    long long t = pc_http_date_parse(h->value, h->vlen);
+    return t < 0 ? -2 : t;
+}
+
+static int skip_stored(const pc_header *h)
+{
+    return is_name(h, "age") || is_name(h, "x-cache") ||
+           is_name(h, "content-length") || is_name(h, "transfer-encoding");
+}
+
+/* Fills o's times and freshness from the response head (hs) and cc. */
+static void set_freshness(pc_cobj *o, const ca_slot *s, const pc_headers *hs,
+                          const pc_cc *cc, long long now)
+{
+    o->t.request_time = s->req_time;
+    o->t.response_time = now;
+    long long date = header_date(hs, "date");
+    o->t.date_value = date >= 0 ? date : now;
+    const pc_header *age = pc_headers_get(hs, "age");
+    long long a = age ? pc_cc_delta(age->value, age->vlen) : 0;
+    o->t.age_value = a < 0 ? 0 : a;
+    int explicit_;
+    int heuristic_ok = pc_cache_status_heuristic(o->status) || cc->public_;
+    o->lifetime = pc_cache_freshness(cc, header_date(hs, "expires"),
+                                     o->t.date_value, (long long)s->pol->ttl_s,
+                                     heuristic_ok, &explicit_);
+    o->swr = cc->swr;
+    o->sie = cc->sie;
+    o->no_cache = cc->no_cache;
+    o->must_revalidate = cc->must_revalidate || cc->proxy_revalidate ||
+                         cc->s_maxage != PC_CC_ABSENT;
+}
+
+/* The response's headers without the request's extras (appended at the
+ * tail by pc_chain_response_head) and what the cache computes. */
+static uint32_t stored_headers(const pc_req *req, const pc_resp *resp,
+                               pc_chdr *out, uint32_t cap)
+{
+    uint32_t n = resp->headers.n >= req->resp_extra.n
+                     ? resp->headers.n - req->resp_extra.n
+                     : 0,
+             k = 0;
+    for (uint32_t i = 0; i < n && k < cap; i++) {
+        const pc_header *h = &resp->headers.v[i];
+        if (skip_stored(h))
+            continue;
+        out[k++] = (pc_chdr){h->name, h->value, h->nlen, h->vlen};
+    }
+    return k;
+}
+
+static void refresh_from_304(pc_req *req, ca_slot *s, pc_resp *resp)
+{
+    /* §4.3.4: the stored header fields are updated with those of the 304
+     * (except the framing ones), the body kept */
+    pc_cobj *old = s->stale;
+    uint32_t cap = old->nhdrs + resp->headers.n + 1;
+    pc_chdr *h = pc_arena_alloc(req->arena, cap * sizeof *h);
+    pc_chdr fresh[128];
+    uint32_t nf = stored_headers(req, resp, fresh, 128), n = 0;
+    for (uint32_t i = 0; i < old->nhdrs; i++) {
+        int replaced = 0;
+        for (uint32_t k = 0; k < nf && !replaced; k++)
+            replaced = pc_strieq(old->hdrs[i].name, old->hdrs[i].nlen,
+                                 fresh[k].name, fresh[k].nlen);
+        if (!replaced)
+            h[n++] = old->hdrs[i];
+    }
+    for (uint32_t k = 0; k < nf; k++)
+        h[n++] = fresh[k];
+    pc_cobj *o = pc_cache_obj_new(old->key, old->klen, old->route, old->path,
+                                  old->vary_names, old->vary_vals, old->nvary,
+                                  old->status, h, n);
+    pc_cache_obj_set_body(o, old->body);
+    /* freshness from the merged head */
+    pc_headers merged;
+    memset(&merged, 0, sizeof merged);
+    for (uint32_t i = 0; i < n; i++)
+        pc_headers_add(&merged, req->arena, h[i].name, h[i].nlen, h[i].value,
+                       h[i].vlen);
+    pc_cc cc;
+    cc_of(&merged, &cc);
+    set_freshness(o, s, &merged, &cc, now_s());
+    if (!cc.no_store)
+        pc_cache_insert(o, budget_of(req));
+    s->replace = o; /* our reference */
+    head_of(req, resp, o, 1);
+}
+
+static void invalidate_uri(pc_req *req, const char *v)
+{
+    /* §4.4: Location / Content-Location of the same origin */
+    const char *path = v;
+    if (!strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8)) {
+        const char *h = strstr(v, "//") + 2;
+        const char *e = h + strcspn(h, "/?#");
+        if (!req->host || (size_t)(e - h) != strlen(req->host) ||
+            !pc_strieq(h, (size_t)(e - h), req->host, strlen(req->host)))
+            return;
+        path = *e == '/' ? e : "/";
+    }
+    if (*path != '/')
+        return;
+    size_t pl = strcspn(path, "?#");
+    const char *q = path[pl] == '?' ? path + pl + 1 : NULL;
+    char *qq = q ? pc_arena_strndup(req->arena, q, strcspn(q, "#")) : NULL;
+    size_t klen;
+    char *k = make_key(req, req->host, path, pl, qq, &klen);
+    pc_cache_invalidate(k, klen, pc_cache_hash(k, klen));
+}
+
+static void count(pc_req *req, ca_slot *s)
+{
+    req->cache = result_text[s->result];
+    if (req->loop && req->loop->metrics)
+        pc_metrics_count(req->loop->metrics, PC_MC_CACHE_REQUESTS,
+                         req->route ? req->route->metrics_id
+                                    : PC_METRICS_ID_NONE,
+                         (uint32_t)s->result, 0);
+}
+
+static void ca_on_response(pc_req *req, unsigned self, pc_resp *resp)
+{
+    ca_slot *s = pc_req_slot(req, self);
+    if (!s)
+        return;
+    if (s->hit)
+        goto done;
+    if (s->unsafe) {
+        if (resp->status >= 200 && resp->status < 400) {
+            pc_cache_invalidate(s->key, s->klen, s->hash);
+            const pc_header *h;
+            if ((h = pc_headers_get(&resp->headers, "location")))
+                invalidate_uri(req, h->value);
+            if ((h = pc_headers_get(&resp->headers, "content-location")))
+                invalidate_uri(req, h->value);
+        }
+        goto done;
+    }
+    if (s->result == R_BYPASS)
+        goto done;
+    long long now = now_s();
+    if (s->cond && s->stale && resp->status == 304) {
+        refresh_from_304(req, s, resp);
+        s->result = R_HIT;
+        finish_flight(s);
+        goto done;
+    }
+    if (s->stale && (resp->status >= 500 && resp->status <= 504)) {
+        /* RFC 5861 §4: stale-if-error, from the response or the request */
+        pc_cobj *o = s->stale;
+        long long stale = pc_cache_current_age(&o->t, now) - o->lifetime;
+        long long win = o->sie;
+        if (s->rcc.sie != PC_CC_ABSENT && s->rcc.sie > win)
+            win = s->rcc.sie;
+        if (!o->must_revalidate && !o->no_cache && win >= 0 && stale <= win) {
+            s->replace = o;
+            s->stale = NULL;
+            head_of(req, resp, o, 1);
+            s->result = R_HIT;
+            goto done;
+        }
+    }
+    if (!(req->method_bit & PC_M_GET) || s->rcc.no_store)
+        goto not_stored;
+    /* §3 */
+    int st = resp->status;
+    if (st < 200 || st == 206 || st == 304 || req->error != PC_ERR_NONE)
+        goto not_stored;
+    pc_cc cc;
+    cc_of(&resp->headers, &cc);
+    if (cc.no_store || cc.private_)
+        goto not_stored;
+    if (pc_headers_get(&resp->headers, "set-cookie"))
+        goto not_stored; /* choice: never stored (CONTRACT §4) */
+    if (pc_req_header(req, "authorization") && !cc.public_ &&
+        cc.s_maxage == PC_CC_ABSENT && !cc.must_revalidate)
+        goto not_stored; /* §3.5 */
+    int explicit_ = cc.max_age != PC_CC_ABSENT ||
+                    cc.s_maxage != PC_CC_ABSENT ||
+                    pc_headers_get(&resp->headers, "expires");
+    if (!explicit_ && !pc_cache_status_heuristic(st) && !cc.public_)
+        goto not_stored;
+    if ((resp->framing.kind == PC_FRAME_LENGTH || resp->framing.has_length) &&
+        resp->framing.length > s->pol->max_object)
+        goto not_stored;
+    if (resp->framing.kind == PC_FRAME_NONE)
+        goto not_stored; /* no body will flow (204): nothing to store */
+    /* Vary (§4.1): the request's values of the named headers */
+    const char *vn[MAX_VARY], *vv[MAX_VARY];
+    uint32_t nv = 0;
+    for (uint32_t i = 0; i < resp->headers.n; i++) {
+        const pc_header *h = &resp->headers.v[i];
+        if (!is_name(h, "vary"))
+            continue;
+        const char *p = h->value, *e = h->value + h->vlen;
+        while (p < e) {
+            while (p < e && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *a = p;
+            while (p < e && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            size_t l = (size_t)(p - a);
+            if (!l)
+                continue;
+            if (l == 1 && *a == '*')
+                goto not_stored; /* Vary: * never matches */
+            if (nv == MAX_VARY)
+                goto not_stored;
+            char *name = pc_arena_strndup(req->arena, a, l);
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c + 32);
+            char *val = pc_arena_alloc(req->arena, VARY_VALUE_MAX);
+            if (vary_value(req, name, val, VARY_VALUE_MAX) < 0)
+                goto not_stored;
+            vn[nv] = name;
+            vv[nv++] = val;
+        }
+    }
+    pc_chdr hv[128];
+    uint32_t nh = stored_headers(req, resp, hv, 128);
+    if (nh == 128)
+        goto not_stored;
+    pc_cobj *o = pc_cache_obj_new(s->key, s->klen, req->route->name,
+                                  req->path, vn, vv, nv, st, hv, nh);
+    set_freshness(o, s, &resp->headers, &cc, now);
+    if (o->lifetime <= 0 && !o->etag && !o->last_modified && o->sie < 0) {
+        pc_cache_obj_unref(o); /* stale at once and no way to revalidate */
+        goto not_stored;
+    }
+    s->pending = o;
+    s->storing = 1;
+    goto done;
+not_stored:
+    finish_flight(s);
+done:
+    if (s->result != R_NONE) {
+        const char *x = result_text[s->result];
+        pc_headers_remove(&resp->headers, "X-Cache");
+        pc_headers_add(&resp->headers, req->arena, "X-Cache", 7, x,
+                       strlen(x));
+        if (s->result == R_HIT && !pc_headers_get(&resp->headers, "age") &&
+            s->replace)
+            add_age(req, resp, s->replace);
+        count(req, s);
+    }
+}
+
+const pc_stage_ops pc_stage_cache = {
+    .name = "cache",
+    .global_key = "cache",
+    .route_key = "cache",
+    .configure_global = ca_configure_global,
+    .configure_route = ca_configure_route,
+    .free_global = free,
+    .free_route = free,
+    .global_json = ca_global_json,
+    .route_json = ca_route_json,
+    .on_request = ca_on_request,
+    .on_response = ca_on_response,
+};
