@@ -333,6 +333,56 @@ static void head_of(pc_req *req, pc_resp *resp, const pc_cobj *o, int extras)
     set_framing(req, resp, o->body ? o->body->len : 0);
 }
 
+/* The entity-tag of an If-None-Match element without W/ (weak
+ * comparison, RFC 9110 §8.8.3.2). */
+static int etag_eq(const char *a, size_t al, const char *b, size_t bl)
+{
+    if (al >= 2 && a[0] == 'W' && a[1] == '/')
+        a += 2, al -= 2;
+    if (bl >= 2 && b[0] == 'W' && b[1] == '/')
+        b += 2, bl -= 2;
+    return al == bl && memcmp(a, b, al) == 0;
+}
+
+/* RFC 9111 §4.3.2: the client's own conditions evaluated against the
+ * stored response (If-None-Match first, else If-Modified-Since). */
+static int not_modified(const pc_req *req, const pc_cobj *o)
+{
+    const char *inm = pc_req_header(req, "if-none-match");
+    if (inm) {
+        if (!o->etag)
+            return 0;
+        const char *p = inm;
+        while (*p) {
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            if (!*p)
+                break;
+            const char *e = p;
+            if (*e == 'W' && e[1] == '/')
+                e += 2;
+            if (*e == '"') {
+                e = strchr(e + 1, '"');
+                e = e ? e + 1 : p + strlen(p);
+            } else {
+                e += strcspn(e, ", \t");
+            }
+            if ((e - p == 1 && *p == '*') ||
+                etag_eq(p, (size_t)(e - p), o->etag, strlen(o->etag)))
+                return 1;
+            p = e;
+        }
+        return 0;
+    }
+    const char *ims = pc_req_header(req, "if-modified-since");
+    if (!ims || !o->last_modified)
+        return 0;
+    long long since = pc_http_date_parse(ims, strlen(ims));
+    long long lm = pc_http_date_parse(o->last_modified,
+                                      strlen(o->last_modified));
+    return since >= 0 && lm >= 0 && lm <= since;
+}
+
 /* Answers req from o (a reference the caller keeps until this returns).
  * req is gone afterwards. */
 static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
@@ -343,6 +393,14 @@ static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
     head_of(req, &resp, o, 0);
     s->result = R_HIT;
     s->hit = 1;
+    if (o->status == 200 && not_modified(req, o)) {
+        resp.status = 304; /* §4.3.2; RFC 9110 §15.4.5: no body */
+        memset(&resp.framing, 0, sizeof resp.framing);
+        pc_headers_remove(&resp.headers, "Content-Type");
+        req->sink->head(req, &resp);
+        req->sink->end(req);
+        return;
+    }
     req->sink->head(req, &resp);
     if (!(req->method_bit & PC_M_HEAD) && o->body && o->body->len)
         req->sink->body(req, o->body->data, o->body->len);

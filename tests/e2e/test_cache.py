@@ -589,3 +589,21 @@ def test_memory_budget_under_scan(tmp_path):
         print("RSS KiB: before scan %d, peak %d" % (base, peak))
     finally:
         env.close()
+
+
+def test_client_conditional_on_a_hit_rfc9111_s4_3_2(gw):
+    """§4.3.2: the client's If-None-Match / If-Modified-Since are evaluated
+    against the stored response: 304 without a body, from the cache."""
+    lm = formatdate(time.time() - 3600, usegmt=True)
+    t = doc("/c", cc="max-age=60", etag='"k1"', lm=lm)
+    get(gw, t)
+    r = get(gw, t, {"If-None-Match": 'W/"zz", "k1"'})
+    assert r.status == 304 and r.body == b"" and r.header("X-Cache") == "HIT"
+    assert r.header("ETag") == '"k1"'
+    r = get(gw, t, {"If-None-Match": '"other"'})
+    assert r.status == 200 and r.body == doc_bytes(200)
+    r = get(gw, t, {"If-Modified-Since": formatdate(time.time(), usegmt=True)})
+    assert r.status == 304
+    r = get(gw, t, {"If-Modified-Since": formatdate(time.time() - 7200, usegmt=True)})
+    assert r.status == 200
+    assert upstream_count(gw, t) == 1
