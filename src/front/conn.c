@@ -138,7 +138,10 @@ static void write_error(pc_conn *c, pc_errcode e, const char *msg, int close)
     if (close)
         c->keepalive = 0;
     write_head(c, r, &resp);
-    r->error = e;
+    /* A stage may have answered otherwise (the cache's stale-if-error
+     * serves a stored response instead): then no error was sent. */
+    if (r->status == pc_err_info(e)->status)
+        r->error = e;
     if (pc_chain_filtering(r)) {
         pc_chain_body(r, body, n, 1);
         if (c->resp_chunked)
