@@ -24,8 +24,8 @@
  * body: bodies are stored once.
  *
  * Per-object overhead beyond the body: sizeof(pc_cobj) + sizeof(pc_cbody)
- * header (about 200 bytes) plus the key, route name, the stored header
- * fields (names, values, one pc_header each) and the Vary values: the
+ * (240 bytes on x86-64) plus the key, route name, path, the stored header
+ * fields (names, values, one pc_chdr each) and the Vary values: the
  * object's charge (pc_cobj.charge) counts all of it, so the budget bounds
  * real memory, not just bodies. */
 #ifndef PORTCULLIS_CACHE_H
