@@ -620,3 +620,33 @@ def test_client_conditional_on_a_hit_rfc9111_s4_3_2(gw):
     r = get(gw, t, {"If-Modified-Since": formatdate(time.time() - 7200, usegmt=True)})
     assert r.status == 200
     assert upstream_count(gw, t) == 1
+
+
+def test_store_survives_reload(tmp_path):
+    """CONTRACT §2: the memory cache is per process and kept across SIGHUP
+    reloads; a reload that changes the route's other settings keeps the
+    stored objects (the key does not depend on the generation)."""
+    from test_reload import Reloader, write_config
+    env = helpers.Env(tmp_path)
+    up = env.upstream("a")
+    port, admin = helpers.free_port(), helpers.free_port()
+
+    def cfg(gen):
+        routes = [{"name": "c", "match": {"path": "/c"}, "upstream": "a",
+                   "cache": {"ttl": "60s"},
+                   "headers": {"response": {"set": {"X-Gen": str(gen)}}}}]
+        return helpers.base_config(port, admin, {"a": helpers.upstream_conf(up)}, routes,
+                                   cache={"memory": "8m"})
+    g = env.gateway(cfg(1))
+    try:
+        t = "/c/r/doc/300"
+        assert request(port, "GET", t).header("X-Cache") == "MISS"
+        write_config(g, cfg(2))
+        ok, text = Reloader(g).reload()
+        assert ok, text
+        r = request(port, "GET", t)
+        assert r.header("X-Cache") == "HIT" and r.body == doc_bytes(300)
+        assert r.header("X-Gen") == "2"  # the new generation's rules on a hit
+        assert sum(1 for e in up.requests() if e["target"] == t) == 1
+    finally:
+        env.close()
