@@ -188,6 +188,12 @@ size_t pc_cache_count(void);
 /* Frees everything (process exit; no other thread may use the store). */
 void pc_cache_shutdown(void);
 
+/* Cancels the background revalidations the cache stage runs on loop l
+ * (chain/cache.c); the worker calls it before it frees its upstream
+ * pools. */
+struct pc_loop;
+void pc_cache_worker_stop(struct pc_loop *l);
+
 /* ---- request collapsing (lib/cache_store.c) --------------------------- */
 
 /* A waiter: its wake(arg) is called once, from the thread that finishes

@@ -9,8 +9,10 @@
  *
  *   on_request ─ method not in `methods` ─────────────────► BYPASS, NEXT
  *              ─ lookup(key, Vary) ─ usable ─► serve (HIT, Age) ─► DONE
- *                    │ stale within stale-while-revalidate, another
- *                    │ request already revalidating ─► serve stale (HIT)
+ *                    │ stale within stale-while-revalidate ─► serve stale
+ *                    │   (HIT); the first such request also starts one
+ *                    │   background revalidation (a request of the stage's
+ *                    │   own, bg_start, with no client)
  *                    ├ stale / no-cache with validators ─► conditional
  *                    │   request (If-None-Match / If-Modified-Since) ─► NEXT
  *                    └ nothing ─ only-if-cached ─► 504 ─► DONE
@@ -28,10 +30,8 @@
  * Set-Cookie are never stored; the route's `ttl` is the heuristic
  * freshness (§4.2.2) for heuristically cacheable statuses without
  * explicit freshness; qualified no-cache / private are treated as
- * unqualified; stale-while-revalidate's revalidation is carried by the
- * first request that finds the object stale (that client waits for the
- * origin; the others get the stale object meanwhile), not by a detached
- * request. */
+ * unqualified. */
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -44,8 +44,10 @@
 #include "portcullis/chain.h"
 #include "portcullis/errlog.h"
 #include "portcullis/framing.h"
+#include "portcullis/headers.h"
 #include "portcullis/loop.h"
 #include "portcullis/metrics.h"
+#include "portcullis/proxy.h"
 #include "portcullis/util.h"
 
 #define DEFAULT_MEMORY (64ull << 20)
@@ -88,6 +90,7 @@ typedef struct ca_slot {
     unsigned leader : 1;  /* leads a collapsed flight */
     unsigned storing : 1; /* the body filter collects the body */
     unsigned hit : 1;     /* served from the store by on_request */
+    unsigned bg : 1;      /* a background revalidation (no client) */
     pc_cobj *stale;       /* a stored object not served as it is */
     pc_cobj *swr;         /* stale-while-revalidate: we revalidate it */
     pc_cobj *pending;     /* the object being filled */
@@ -573,6 +576,222 @@ static void ca_release(pc_req *req, unsigned slot)
 static const pc_body_filter ca_body = {
     .filter = ca_filter, .release = ca_release, .changes_length = 0};
 
+/* ---- background revalidation (RFC 5861 §3) ----------------------------
+ *
+ * A request of its own, made by the stage, with no client: its sink
+ * (bg_sink) runs the response side like conn's does (route response
+ * rules, pc_chain_response_head, the body filters) and writes nothing.
+ * The cache stage's on_response and body filter then do what they do for
+ * a conditional request: a 304 refreshes the stored object, a 200
+ * replaces it. The per-worker list lets the worker cancel the ones still
+ * running when it stops (pc_cache_worker_stop, before its pools go). */
+
+typedef struct bg_link {
+    struct bg_link *prev, *next;
+    pc_req *req;
+} bg_link;
+
+typedef struct ca_worker {
+    bg_link head; /* circular list of running revalidations */
+} ca_worker;
+
+static void *ca_worker_init(pc_loop *l)
+{
+    (void)l;
+    ca_worker *w = pc_xcalloc(1, sizeof *w);
+    w->head.prev = w->head.next = &w->head;
+    return w;
+}
+
+static void bg_free(pc_req *r)
+{
+    bg_link *k = r->sink_ctx;
+    k->prev->next = k->next;
+    k->next->prev = k->prev;
+    r->handler = NULL;
+    pc_chain_req_free(r); /* releases the filter: refs, revalidating flag */
+    pc_config_unref(r->cfg);
+    pc_arena_free(r->arena);
+}
+
+void pc_cache_worker_stop(pc_loop *l)
+{
+    unsigned self = pc_chain_index(&pc_stage_cache);
+    ca_worker *w = l->stage_state[self];
+    while (w && w->head.next != &w->head) {
+        pc_req *r = w->head.next->req;
+        if (r->handler && r->handler->cancel)
+            r->handler->cancel(r);
+        bg_free(r);
+    }
+}
+
+static void ca_worker_free(void *state)
+{
+    free(state); /* pc_cache_worker_stop emptied it */
+}
+
+static void bg_head(pc_req *r, pc_resp *resp)
+{
+    pc_headers_downstream(&resp->headers, r->arena,
+                          r->route ? &r->route->resp_headers : NULL);
+    pc_chain_response_head(r, resp);
+    r->status = resp->status;
+}
+
+static void bg_body(pc_req *r, const char *data, size_t len)
+{
+    if (pc_chain_filtering(r) && len)
+        pc_chain_body(r, data, len, 0);
+}
+
+static void bg_body_move(pc_req *r, struct evbuffer *src, size_t n)
+{
+    if (n && pc_chain_filtering(r)) {
+        const char *p = (const char *)evbuffer_pullup(src, (ssize_t)n);
+        pc_chain_body(r, p, n, 0);
+    }
+    evbuffer_drain(src, n);
+}
+
+static void bg_end(pc_req *r)
+{
+    if (pc_chain_filtering(r))
+        pc_chain_body(r, NULL, 0, 1);
+    bg_free(r);
+}
+
+static void bg_error(pc_req *r, pc_errcode e, const char *msg)
+{
+    (void)e;
+    (void)msg;
+    bg_free(r); /* the stale object stays; the next request may retry */
+}
+
+static size_t bg_backlog(pc_req *r)
+{
+    (void)r;
+    return 0;
+}
+
+static void bg_nothing(pc_req *r)
+{
+    (void)r;
+}
+
+static void bg_filtered(pc_req *r, const char *data, size_t len)
+{
+    (void)r;
+    (void)data;
+    (void)len;
+}
+
+static const pc_sink_ops bg_sink = {
+    .head = bg_head,
+    .body = bg_body,
+    .body_move = bg_body_move,
+    .end = bg_end,
+    .error = bg_error,
+    .abort = bg_free,
+    .backlog = bg_backlog,
+    .start_body = bg_nothing,
+    .resume_body = bg_nothing,
+    .filtered = bg_filtered,
+};
+
+static int is_conditional(const pc_header *h)
+{
+    return is_name(h, "if-none-match") || is_name(h, "if-modified-since") ||
+           is_name(h, "if-match") || is_name(h, "if-unmodified-since") ||
+           is_name(h, "if-range") || is_name(h, "range") ||
+           is_name(h, "cache-control") || is_name(h, "pragma");
+}
+
+/* Starts a revalidation of o (the caller holds a reference it gives to
+ * the new request) for the key of s, as the client's request req asked
+ * (its headers, its route). o->revalidating is set: the new request's
+ * release clears it. */
+static void bg_start(pc_req *req, const ca_slot *s, pc_cobj *o)
+{
+    ca_worker *w = req->loop->stage_state[s->self];
+    pc_arena *a = pc_arena_new();
+    pc_req *r = pc_arena_alloc(a, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->arena = a;
+    r->loop = req->loop;
+    r->cfg = pc_config_ref(req->cfg);
+    r->start_ns = pc_now_ns();
+    r->method = "GET";
+    r->method_bit = PC_M_GET;
+    r->http_minor = 1;
+    r->path = pc_arena_strndup(a, req->path, req->pathlen);
+    r->pathlen = req->pathlen;
+    r->query = req->query ? pc_arena_strndup(a, req->query, strlen(req->query))
+                          : NULL;
+    r->host = req->host ? pc_arena_strndup(a, req->host, strlen(req->host))
+                        : NULL;
+    r->hostname = req->hostname
+                      ? pc_arena_strndup(a, req->hostname,
+                                         strlen(req->hostname))
+                      : NULL;
+    for (uint32_t i = 0; i < req->headers.n; i++) {
+        const pc_header *h = &req->headers.v[i];
+        if (!is_conditional(h))
+            pc_headers_add(&r->headers, a, h->name, h->nlen, h->value,
+                           h->vlen);
+    }
+    for (uint32_t i = 0; i < req->gw_headers.n; i++) {
+        const pc_header *h = &req->gw_headers.v[i];
+        pc_headers_add(&r->gw_headers, a, h->name, h->nlen, h->value,
+                       h->vlen);
+    }
+    if (o->etag)
+        pc_headers_add(&r->gw_headers, a, "If-None-Match", 13, o->etag,
+                       strlen(o->etag));
+    else if (o->last_modified)
+        pc_headers_add(&r->gw_headers, a, "If-Modified-Since", 17,
+                       o->last_modified, strlen(o->last_modified));
+    r->framing.kind = PC_FRAME_NONE;
+    r->keepalive = 1;
+    r->tls = req->tls;
+    pc_loop_request_id(req->loop, r->request_id);
+    r->peer = req->peer;
+    r->client = req->client;
+    memcpy(r->client_text, req->client_text, sizeof r->client_text);
+    memcpy(r->peer_text, req->peer_text, sizeof r->peer_text);
+    r->route = req->route;
+    r->match = req->match; /* spans into the path, copied as it is */
+    r->match_status = req->match_status;
+    r->sink = &bg_sink;
+    bg_link *k = pc_arena_alloc(a, sizeof *k);
+    k->req = r;
+    k->prev = &w->head;
+    k->next = w->head.next;
+    w->head.next->prev = k;
+    w->head.next = k;
+    r->sink_ctx = k;
+    ca_slot *b = pc_arena_alloc(a, sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->self = s->self;
+    b->pol = s->pol;
+    pc_cc_init(&b->rcc);
+    b->key = pc_arena_strndup(a, s->key, s->klen);
+    b->klen = s->klen;
+    b->hash = s->hash;
+    b->req_time = now_s();
+    b->result = R_MISS;
+    b->bg = 1;
+    b->cond = o->etag || o->last_modified;
+    pc_cache_obj_ref(o);
+    b->stale = o;
+    b->swr = o; /* the caller's reference: cleared and dropped at release */
+    r->stage = s->self + 1;
+    r->nran = s->self + 1; /* on_response of the stages up to this one */
+    pc_req_set_slot(r, s->self, b);
+    pc_body_filter_add(r, s->self, &ca_body);
+    pc_proxy_start(r); /* may end (and free) r at once */
+}
+
 /* ---- request ---------------------------------------------------------- */
 
 static int has_header(const pc_req *req, const char *name)
@@ -617,8 +836,13 @@ static pc_verdict ca_on_request(pc_req *req)
             return PC_DONE;
         }
         if (u == U_SWR_LEAD) {
+            /* RFC 5861 §3: the stale object now, one revalidation in the
+             * background (it takes over our reference) */
             pc_cache_obj_ref(o);
-            s->swr = o;
+            bg_start(req, s, o);
+            serve(req, s, o);
+            pc_cache_obj_unref(o);
+            return PC_DONE;
         }
         s->stale = o;
     }
@@ -908,7 +1132,7 @@ static void ca_on_response(pc_req *req, unsigned self, pc_resp *resp)
 not_stored:
     finish_flight(s);
 done:
-    if (s->result != R_NONE) {
+    if (s->result != R_NONE && !s->bg) {
         const char *x = result_text[s->result];
         pc_headers_remove(&resp->headers, "X-Cache");
         pc_headers_add(&resp->headers, req->arena, "X-Cache", 7, x,
@@ -930,6 +1154,8 @@ const pc_stage_ops pc_stage_cache = {
     .free_route = free,
     .global_json = ca_global_json,
     .route_json = ca_route_json,
+    .worker_init = ca_worker_init,
+    .worker_free = ca_worker_free,
     .on_request = ca_on_request,
     .on_response = ca_on_response,
 };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "portcullis/arena.h"
+#include "portcullis/cache.h"
 #include "portcullis/chain.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"
@@ -513,6 +514,7 @@ void pc_worker_join_free(pc_worker *w)
         event_free(w->tick_ev);
     if (w->backoff_ev)
         event_free(w->backoff_ev);
+    pc_cache_worker_stop(&w->loop); /* its requests use the pools */
     pc_pools_free(w->loop.pools);
     pc_redis_free(w->loop.redis); /* no request is left to answer */
     pc_chain_worker_free(&w->loop);
