@@ -695,3 +695,24 @@ def test_stop_during_background_revalidation_is_clean(tmp_path):
         g.stop()  # exit 0 and no sanitizer report (checked by stop)
     finally:
         env.close()
+
+
+def test_per_request_headers_not_stored(tmp_path):
+    """The headers other stages add per request (RateLimit-*) are not
+    stored: every hit gets its own; a 429 is never cached."""
+    env = helpers.Env(tmp_path)
+    up = env.upstream("a")
+    port, admin = helpers.free_port(), helpers.free_port()
+    routes = [{"name": "c", "match": {"path": "/c"}, "upstream": "a",
+               "cache": {"ttl": "60s"},
+               "rate_limit": {"rate": 1, "per": "1h", "burst": 3}}]
+    env.gateway(helpers.base_config(port, admin, {"a": helpers.upstream_conf(up)}, routes))
+    try:
+        t = "/c/rl/doc/50"
+        seen = [request(port, "GET", t) for _ in range(4)]
+        assert [r.status for r in seen] == [200, 200, 200, 429]
+        assert [r.header("X-Cache") for r in seen[:3]] == ["MISS", "HIT", "HIT"]
+        assert [r.all("RateLimit-Remaining") for r in seen[:3]] == [["2"], ["1"], ["0"]]
+        assert sum(1 for e in up.requests() if e["target"] == t) == 1
+    finally:
+        env.close()
