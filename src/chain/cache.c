@@ -870,7 +870,8 @@ static pc_verdict ca_on_request(pc_req *req)
         }
         return PC_NEXT;
     }
-    if (!(req->method_bit & PC_M_GET) || s->rcc.no_cache || s->rcc.no_store)
+    if (!(req->method_bit & PC_M_GET) || s->rcc.no_cache || s->rcc.no_store ||
+        !req->loop->base) /* (no event loop: unit tests' fake requests) */
         return PC_NEXT;
     /* a miss: collapse concurrent ones on this key */
     ca_waiter *w = pc_xcalloc(1, sizeof *w);
