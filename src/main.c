@@ -15,7 +15,7 @@
 
 #include "portcullis/admin.h"
 #include "portcullis/bucket_table.h"
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 #include "portcullis/config.h"
 #include "portcullis/loader.h"
 #include "portcullis/log.h"

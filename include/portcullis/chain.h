@@ -250,6 +250,11 @@ const char *pc_ratelimit_claim(const pc_req *req);
  * {allowed 0|1, deficit units}. For tests. */
 const char *pc_ratelimit_script(void);
 
+/* Cancels the background revalidations the cache stage runs on loop l
+ * (chain/cache.c, stale-while-revalidate); the worker calls it before it
+ * frees its upstream pools. */
+void pc_cache_worker_stop(pc_loop *l);
+
 /* The stages (one file each in src/chain/). */
 extern const pc_stage_ops pc_stage_match;
 extern const pc_stage_ops pc_stage_validate;

@@ -40,7 +40,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 #include "portcullis/chain.h"
 #include "portcullis/errlog.h"
 #include "portcullis/framing.h"

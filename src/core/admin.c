@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 #include "portcullis/errors.h"
 #include "portcullis/headscan.h"
 #include "portcullis/log.h"

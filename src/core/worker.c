@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "portcullis/arena.h"
-#include "portcullis/cache.h"
 #include "portcullis/chain.h"
 #include "portcullis/conn.h"
 #include "portcullis/log.h"

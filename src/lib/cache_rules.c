@@ -1,11 +1,11 @@
-/* cache_rules.c: the RFC 9111 arithmetic and parsing of cache.h, pure
+/* cache_rules.c: the RFC 9111 arithmetic and parsing of cache_store.h, pure
  * (no clock: every time is an argument, so tests inject it). */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 #include "portcullis/util.h"
 
 void pc_cc_init(pc_cc *cc)

@@ -1,10 +1,10 @@
 /* cache_store.c: the process-wide memory store of the HTTP cache and the
- * request-collapsing table (design in cache.h). */
+ * request-collapsing table (design in cache_store.h). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 #include "portcullis/util.h"
 
 typedef struct flight flight;

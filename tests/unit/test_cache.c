@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 
 static pc_cc cc_of(const char *v)
 {

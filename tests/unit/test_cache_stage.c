@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fake_req.h"
-#include "portcullis/cache.h"
+#include "portcullis/cache_store.h"
 
 static const char yaml[] = FAKE_LISTEN FAKE_UPSTREAM
     "routes:\n"

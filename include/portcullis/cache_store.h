@@ -1,4 +1,4 @@
-/* cache.h: the HTTP cache (CONTRACT §2 `cache`, §3 step 8, §4) — the
+/* cache_store.h: the HTTP cache (CONTRACT §2 `cache`, §3 step 8, §4) — the
  * RFC 9111 rules as pure functions (lib/cache_rules.c: Cache-Control
  * parsing, HTTP dates, freshness and age arithmetic, Vary normalisation)
  * and the process-wide memory store (lib/cache_store.c). The chain stage
@@ -28,8 +28,8 @@
  * fields (names, values, one pc_chdr each) and the Vary values: the
  * object's charge (pc_cobj.charge) counts all of it, so the budget bounds
  * real memory, not just bodies. */
-#ifndef PORTCULLIS_CACHE_H
-#define PORTCULLIS_CACHE_H
+#ifndef PORTCULLIS_CACHE_STORE_H
+#define PORTCULLIS_CACHE_STORE_H
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -187,12 +187,6 @@ uint64_t pc_cache_used(void);
 size_t pc_cache_count(void);
 /* Frees everything (process exit; no other thread may use the store). */
 void pc_cache_shutdown(void);
-
-/* Cancels the background revalidations the cache stage runs on loop l
- * (chain/cache.c); the worker calls it before it frees its upstream
- * pools. */
-struct pc_loop;
-void pc_cache_worker_stop(struct pc_loop *l);
 
 /* ---- request collapsing (lib/cache_store.c) --------------------------- */
 
