@@ -34,6 +34,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,9 +73,12 @@ static const char *const result_text[] = {NULL, "HIT", "MISS", "BYPASS"};
 
 typedef struct ca_waiter {
     pc_cache_waiter w;
-    struct event *ev;
+    struct event *ev;      /* on the waiter's loop */
     pc_wait tok;
     uint64_t hash;
+    pthread_mutex_t mu;    /* wake vs. the waiter's loop freeing ev */
+    int gone;              /* ev freed: wake does nothing */
+    _Atomic int refs;      /* the flight's and the request's */
 } ca_waiter;
 
 typedef struct ca_slot {
@@ -442,20 +447,45 @@ static usable judge(const ca_slot *s, pc_cobj *o, long long now)
     return U_NO;
 }
 
-/* ---- collapsing ------------------------------------------------------- */
+/* ---- collapsing -------------------------------------------------------
+ *
+ * A waiter record has two references: the flight's (dropped by wake, or
+ * by cancel when it takes the record out of the queue itself) and the
+ * waiting request's (dropped by the event callback, or by cancel). Its
+ * event belongs to the waiter's loop and is freed only there; the
+ * record's mutex orders wake (another worker's thread: event_active) with
+ * cancel / the callback (event_free), so that a waiter whose client left
+ * is freed at once, even after the leader handed it over, and a forced
+ * stop leaks nothing. */
 
 static void waiter_cb(evutil_socket_t fd, short what, void *arg);
 
-static void waiter_wake(pc_cache_waiter *w)
+static void waiter_unref(ca_waiter *w)
 {
-    ca_waiter *cw = (ca_waiter *)w;
-    event_active(cw->ev, EV_READ, 0); /* thread-safe: evthread */
+    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+    }
 }
 
-static void waiter_free(ca_waiter *w)
+static void waiter_wake(pc_cache_waiter *pw)
 {
-    event_free(w->ev);
-    free(w);
+    ca_waiter *w = (ca_waiter *)pw;
+    pthread_mutex_lock(&w->mu);
+    if (!w->gone)
+        event_active(w->ev, EV_READ, 0); /* thread-safe: evthread */
+    pthread_mutex_unlock(&w->mu);
+    waiter_unref(w); /* the flight's reference */
+}
+
+/* On the waiter's loop: no wake may touch the event any more; frees it. */
+static void waiter_detach(ca_waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->gone = 1;
+    pthread_mutex_unlock(&w->mu);
+    event_free(w->ev); /* a pending activation goes with it */
+    w->ev = NULL;
 }
 
 static void waiter_cancel(pc_req *req, unsigned stage)
@@ -465,10 +495,10 @@ static void waiter_cancel(pc_req *req, unsigned stage)
         return;
     ca_waiter *w = s->waiter;
     s->waiter = NULL;
-    /* Still queued: nobody will wake it. Else wake ran or runs: the
-     * callback finds the token stale and frees it. */
     if (pc_cache_flight_leave(&w->w, w->hash))
-        waiter_free(w);
+        waiter_unref(w); /* still queued: the flight's reference is ours */
+    waiter_detach(w);
+    waiter_unref(w);
 }
 
 static void waiter_cb(evutil_socket_t fd, short what, void *arg)
@@ -477,9 +507,10 @@ static void waiter_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     ca_waiter *w = arg;
     pc_req *req = pc_wait_take(w->tok);
-    waiter_free(w);
+    waiter_detach(w);
+    waiter_unref(w);
     if (!req)
-        return; /* the client left while waiting */
+        return; /* (cancel frees the event first: not expected) */
     unsigned self = pc_chain_index(&pc_stage_cache);
     ca_slot *s = pc_req_slot(req, self);
     s->waiter = NULL;
@@ -877,9 +908,12 @@ static pc_verdict ca_on_request(pc_req *req)
     ca_waiter *w = pc_xcalloc(1, sizeof *w);
     w->w.wake = waiter_wake;
     w->hash = s->hash;
+    pthread_mutex_init(&w->mu, NULL);
+    atomic_init(&w->refs, 2);
     w->ev = event_new(req->loop->base, -1, 0, waiter_cb, w);
     if (pc_cache_flight_join(s->key, s->klen, s->hash, &w->w)) {
         event_free(w->ev);
+        pthread_mutex_destroy(&w->mu);
         free(w);
         s->leader = 1;
         return PC_NEXT;

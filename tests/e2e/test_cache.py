@@ -716,3 +716,30 @@ def test_per_request_headers_not_stored(tmp_path):
         assert sum(1 for e in up.requests() if e["target"] == t) == 1
     finally:
         env.close()
+
+
+def test_forced_stop_with_waiters_is_clean(tmp_path):
+    """Collapsed waiters still queued when shutdown_timeout forces the
+    stop are freed with their requests (the sanitizer build exits clean)."""
+    env = helpers.Env(tmp_path)
+    up = env.upstream("a")
+    port, admin = helpers.free_port(), helpers.free_port()
+    routes = [{"name": "c", "match": {"path": "/c"}, "upstream": "a", "cache": {"ttl": "60s"}}]
+    g = env.gateway(helpers.base_config(port, admin, {"a": helpers.upstream_conf(up)}, routes,
+                                        workers=2, limits={"shutdown_timeout": "1s"}))
+    socks = []
+    try:
+        t = "/c/%s/sleep/4000/doc/10" % uniq()
+        for _ in range(6):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(helpers.build_request("GET", t))
+            socks.append(s)
+        helpers.wait_for(lambda: sum(1 for e in up.requests() if e["target"] == t) == 1,
+                         what="the leader upstream")
+        time.sleep(0.2)
+        g.stop()  # forced after 1 s; exit 0, no sanitizer report
+        assert sum(1 for e in up.requests() if e["target"] == t) == 1
+    finally:
+        for s in socks:
+            s.close()
+        env.close()
