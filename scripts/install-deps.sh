@@ -12,14 +12,15 @@
 #     haproxy (second peer proxy), linux-perf (bench/profile.sh)
 #   e2e: prometheus (only its promtool, which checks /metrics output),
 #     redis-server and redis-tools (shared rate limits, Redis Cluster),
-#     brotli and zstd command-line tools (decode compressed responses)
+#     brotli and zstd command-line tools (decode compressed responses),
+#     chromium (headless: the admin status page tested in a real browser)
 #   compression: zlib1g-dev, libbrotli-dev, libzstd-dev
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
 nginx-light wrk haproxy linux-perf clang curl procps prometheus \
-redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd"
+redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium"
 
 missing=""
 for p in $PKGS; do

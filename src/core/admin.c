@@ -1,6 +1,7 @@
 /* admin.c: the admin listener (CONTRACT §5): /healthz, /readyz,
  * /metrics, /admin/routes, /admin/upstreams, /admin/config,
- * POST /admin/cache/purge, with admin.token checked in
+ * POST /admin/cache/purge, and the status page at / (status.html), with
+ * admin.token checked in
  * constant time.
  * Runs on the main thread's event loop (admin traffic is small and never
  * on the proxy's hot path); reads the current generation under the
@@ -49,6 +50,10 @@
 #include "portcullis/metrics.h"
 #include "portcullis/proxy.h"
 #include "portcullis/util.h"
+
+/* status_page.c (generated from status.html) */
+extern const char pc_status_html[];
+extern const size_t pc_status_html_len;
 
 /* A growing byte string, bounded by the head size of the request. */
 typedef struct sbuf {
@@ -359,6 +364,19 @@ static int get_endpoint(aconn *c, const char *path, pc_config *cfg)
         reply_json(c, 200, upstreams_json(cfg));
     } else if (strcmp(path, "/metrics") == 0) {
         reply_metrics(c, cfg);
+    } else if (strcmp(path, "/") == 0) {
+        /* The status page: one self-contained document (inline script and
+         * style, no other origin); it reads /admin/routes, /admin/upstreams
+         * and /metrics itself. */
+        respond(c, 200, "text/html; charset=utf-8",
+                "Cache-Control: no-store\r\n"
+                "X-Content-Type-Options: nosniff\r\n"
+                "X-Frame-Options: DENY\r\n"
+                "Content-Security-Policy: default-src 'none'; "
+                "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                "img-src data:; connect-src 'self'; "
+                "frame-ancestors 'none'\r\n",
+                pc_status_html, pc_status_html_len);
     } else {
         return 0;
     }
@@ -404,9 +422,16 @@ static void reply_purge(aconn *c)
     reply_json(c, 200, json_pack("{s:I}", "purged", (json_int_t)n));
 }
 
+/* The admin paths behind admin.token: under /admin/, and the status page. */
+static int guarded(const char *path)
+{
+    return strncmp(path, "/admin/", 7) == 0 || strcmp(path, "/") == 0;
+}
+
 static int known_path(const char *path)
 {
-    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+    return strcmp(path, "/") == 0 ||
+           strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
            strcmp(path, "/metrics") == 0 ||
            strcmp(path, "/admin/routes") == 0 ||
            strcmp(path, "/admin/upstreams") == 0 ||
@@ -423,7 +448,7 @@ static void route(aconn *c)
     int get = m == HTTP_GET || m == HTTP_HEAD;
     pc_config *cfg = current(c->a->rt);
 
-    if (strncmp(path, "/admin/", 7) == 0 && !authorized(cfg, c))
+    if (guarded(path) && !authorized(cfg, c))
         reply_error(c, PC_ERR_UNAUTHORIZED, "admin token required");
     else if (!known_path(path))
         reply_error(c, PC_ERR_ROUTE_NOT_FOUND, "no such admin endpoint");
