@@ -150,8 +150,43 @@ fuzz: deps fuzz-build
 	  grep -E "^(Done|stat::number_of_executed_units)" build/fuzz/$$t.log; \
 	done
 
+# `make install [DESTDIR=...] [PREFIX=/usr/local] [SYSCONFDIR=/etc]`: the
+# binary, the systemd unit (its paths rewritten for PREFIX and SYSCONFDIR),
+# the sysusers.d file creating the `portcullis` user, the logrotate
+# snippet, the man pages, the docs and examples, and the example
+# configuration, which never replaces an existing one (docs/operations.md,
+# "Installing on a systemd host").
+SYSCONFDIR  ?= /etc
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/portcullis
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCS        := README.md LICENSE $(wildcard docs/*.md)
+
 install: build/portcullis
-	install -D -m 0755 build/portcullis $(DESTDIR)$(PREFIX)/bin/portcullis
+	install -D -m 0755 build/portcullis $(DESTDIR)$(BINDIR)/portcullis
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples
+	sed -e 's|/usr/local/bin/portcullis|$(BINDIR)/portcullis|g' \
+	  -e 's|/etc/portcullis/|$(SYSCONFDIR)/portcullis/|g' packaging/portcullis.service \
+	  > $(DESTDIR)$(UNITDIR)/portcullis.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/portcullis.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/portcullis.service.tmp $(DESTDIR)$(UNITDIR)/portcullis.service
+	install -m 0644 packaging/portcullis.sysusers $(DESTDIR)$(SYSUSERSDIR)/portcullis.conf
+	install -m 0644 packaging/portcullis.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/portcullis
+	install -m 0644 man/portcullis.8 $(DESTDIR)$(MANDIR)/man8/portcullis.8
+	install -m 0644 man/portcullis.yaml.5 $(DESTDIR)$(MANDIR)/man5/portcullis.yaml.5
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 conf/portcullis.yaml conf/examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/portcullis
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/portcullis/portcullis.yaml ]; then \
+	  echo "install: keeping the existing $(DESTDIR)$(SYSCONFDIR)/portcullis/portcullis.yaml"; \
+	else \
+	  echo "install -m 0644 conf/portcullis.yaml $(DESTDIR)$(SYSCONFDIR)/portcullis/portcullis.yaml"; \
+	  install -m 0644 conf/portcullis.yaml $(DESTDIR)$(SYSCONFDIR)/portcullis/portcullis.yaml; \
+	fi
 
 format:
 	clang-format -i $(SRCS) $(wildcard include/portcullis/*.h) $(UNIT_SRCS)

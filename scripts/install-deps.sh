@@ -14,13 +14,17 @@
 #     redis-server and redis-tools (shared rate limits, Redis Cluster),
 #     brotli and zstd command-line tools (decode compressed responses),
 #     chromium (headless: the admin status page tested in a real browser)
+#   packaging tests: man-db and groff-base (`man -l` renders the man pages),
+#     systemd (systemd-analyze verify/security, systemd-sysusers --root; its
+#     package is installed, never started)
 #   compression: zlib1g-dev, libbrotli-dev, libzstd-dev
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
 nginx-light wrk haproxy linux-perf clang curl procps prometheus \
-redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium"
+redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium \
+man-db groff-base systemd"
 
 missing=""
 for p in $PKGS; do
