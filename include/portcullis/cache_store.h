@@ -210,4 +210,25 @@ void pc_cache_flight_done(const char *key, size_t klen, uint64_t hash);
  * called), 0 when it was already handed to wake. */
 int pc_cache_flight_leave(pc_cache_waiter *w, uint64_t hash);
 
+/* ---- the Redis form of an object (lib/cache_wire.c) ------------------- */
+
+/* Bounds of what a decoded object may hold (a Redis entry is untrusted):
+ * any one length, Vary pairs, Vary value length (NUL included), header
+ * fields. */
+#define PC_CACHE_WIRE_MAX (64ull << 20)
+#define PC_CACHE_WIRE_MAX_VARY 8
+#define PC_CACHE_WIRE_VARY_VALUE 512
+#define PC_CACHE_WIRE_MAX_HDRS 128
+
+/* o (status, header fields, Vary, times, freshness, body) as one string
+ * (malloc, *len bytes; the key is included, not the route or path). */
+char *pc_cache_obj_encode(const pc_cobj *o, size_t *len);
+/* The object of a pc_cache_obj_encode string, for key (which must be the
+ * one encoded), with the given route and path (purge); refs = 1. NULL
+ * when the string is not well formed, a number is out of range, a header
+ * field is not clean or the key differs: a corrupt entry is a miss. */
+pc_cobj *pc_cache_obj_decode(const char *buf, size_t len, const char *key,
+                             size_t klen, const char *route,
+                             const char *path);
+
 #endif

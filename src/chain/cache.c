@@ -33,6 +33,7 @@
  * unqualified. */
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +51,7 @@
 #include "portcullis/loop.h"
 #include "portcullis/metrics.h"
 #include "portcullis/proxy.h"
+#include "portcullis/redis.h"
 #include "portcullis/util.h"
 
 #define DEFAULT_MEMORY (64ull << 20)
@@ -58,8 +60,15 @@
 #define VARY_VALUE_MAX 512
 #define MAX_TTL_S (10ull * 365 * 86400)
 
+/* store: redis: objects whose Redis form is larger stay local only; a
+ * Redis entry lives at most this long (the freshness left plus the
+ * stale-while-revalidate / stale-if-error windows, capped). */
+#define REDIS_MAX_OBJECT (256u << 10)
+#define REDIS_MAX_TTL_S 86400LL
+
 typedef struct ca_global {
     uint64_t memory;
+    int redis; /* store: redis */
 } ca_global;
 
 typedef struct ca_policy {
@@ -117,7 +126,6 @@ static uint64_t budget_of(const pc_req *req)
 static void *ca_configure_global(const pc_node *n, pc_config *cfg,
                                  pc_errors *err)
 {
-    (void)cfg;
     static const char *const keys[] = {"memory", "store", NULL};
     size_t before = err->n;
     if (pc_node_expect_map(n, "cache", err) < 0)
@@ -133,11 +141,13 @@ static void *ca_configure_global(const pc_node *n, pc_config *cfg,
     if ((v = pc_node_get(n, "store"))) {
         char *s = NULL;
         if (pc_node_str(v, "store", &s, err) == 0) {
-            if (!strcmp(s, "redis"))
-                pc_errors_add(err, v,
-                              "'store: redis' is not supported by this build "
-                              "yet (only 'memory': per process)");
-            else if (strcmp(s, "memory"))
+            if (!strcmp(s, "redis")) {
+                g->redis = 1;
+                if (!cfg->redis)
+                    pc_errors_add(err, v,
+                                  "cache: 'store: redis' needs the top-level "
+                                  "'redis' block");
+            } else if (strcmp(s, "memory"))
                 pc_errors_add(err, v, "invalid store '%s' (memory | redis)",
                               s);
             free(s);
@@ -154,7 +164,7 @@ static json_t *ca_global_json(const void *p)
 {
     const ca_global *g = p;
     return json_pack("{s:I,s:s}", "memory", (json_int_t)g->memory, "store",
-                     "memory");
+                     g->redis ? "redis" : "memory");
 }
 
 static void *ca_configure_route(const pc_node *n, pc_config *cfg, pc_route *r,
@@ -545,6 +555,150 @@ static void stop_storing(ca_slot *s)
     s->pending = NULL;
 }
 
+/* ---- store: redis ------------------------------------------------------
+ *
+ * The memory store stays the first level; Redis (the worker's client,
+ * net/redis.c, shared by every instance) is the second. One entry per
+ * cache key, `{pc:c:<16 hex digits of the key's hash>}` (a hash tag: one
+ * slot), holding the last stored variant (pc_cache_obj_encode; the key
+ * itself is inside and checked, and the Vary values are matched as for
+ * the memory store). A local miss that leads its collapsed flight asks
+ * Redis (GET) before going upstream; a usable entry is inserted into the
+ * memory store, served (HIT) and wakes the flight's waiters. A stored
+ * object is written with SET PX (freshness left + stale windows, at most
+ * REDIS_MAX_TTL_S) unless its Redis form is over REDIS_MAX_OBJECT. Every
+ * Redis failure (down, timeout, error reply, corrupt entry) is a miss:
+ * the cache never answers an error because of Redis. */
+
+static const char GET_SCRIPT[] = "return redis.call('GET', KEYS[1])";
+static const char SET_SCRIPT[] =
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+static const char DEL_SCRIPT[] = "return redis.call('DEL', KEYS[1])";
+static pc_redis_script get_script, set_script, del_script;
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void scripts_init(void)
+{
+    pc_redis_script_init(&get_script, GET_SCRIPT);
+    pc_redis_script_init(&set_script, SET_SCRIPT);
+    pc_redis_script_init(&del_script, DEL_SCRIPT);
+}
+
+static pc_redis *redis_of(const pc_req *req)
+{
+    unsigned self = pc_chain_index(&pc_stage_cache);
+    const ca_global *g = req->cfg ? req->cfg->stage_global[self] : NULL;
+    if (!g || !g->redis || !req->loop || !req->loop->redis)
+        return NULL;
+    pthread_once(&scripts_once, scripts_init);
+    return req->loop->redis;
+}
+
+#define RKEY_MAX 32
+static size_t redis_key(uint64_t hash, char *out)
+{
+    return (size_t)snprintf(out, RKEY_MAX, "{pc:c:%016llx}",
+                            (unsigned long long)hash);
+}
+
+static void redis_ignore(void *ctx, pc_redis_status st,
+                         const struct redisReply *rep)
+{
+    (void)ctx;
+    (void)st;
+    (void)rep; /* best effort: a lost write is a later miss */
+}
+
+static void redis_put(pc_req *req, const pc_cobj *o)
+{
+    pc_redis *rc = redis_of(req);
+    if (!rc)
+        return;
+    long long win = o->swr > o->sie ? o->swr : o->sie;
+    long long ttl =
+        o->lifetime - pc_cache_current_age(&o->t, now_s()) + (win > 0 ? win : 0);
+    if (ttl <= 0)
+        return; /* stale already: kept locally for revalidation only */
+    if (ttl > REDIS_MAX_TTL_S)
+        ttl = REDIS_MAX_TTL_S;
+    size_t len;
+    char *v = pc_cache_obj_encode(o, &len);
+    if (len <= REDIS_MAX_OBJECT) {
+        char key[RKEY_MAX], px[24];
+        size_t klen = redis_key(o->hash, key);
+        const char *args[2] = {v, px};
+        size_t lens[2] = {len, (size_t)snprintf(px, sizeof px, "%lld",
+                                                ttl * 1000)};
+        char nothing = 0;
+        (void)pc_redis_eval(rc, &set_script, key, klen, 2, args, lens,
+                            redis_ignore, &nothing, 0);
+    }
+    free(v);
+}
+
+static void redis_del(pc_req *req, uint64_t hash)
+{
+    pc_redis *rc = redis_of(req);
+    if (!rc)
+        return;
+    char key[RKEY_MAX], nothing = 0;
+    size_t klen = redis_key(hash, key);
+    (void)pc_redis_eval(rc, &del_script, key, klen, 0, NULL, NULL,
+                        redis_ignore, &nothing, 0);
+}
+
+static void redis_got(void *ctx, pc_redis_status st,
+                      const struct redisReply *rep)
+{
+    pc_wait w;
+    memcpy(&w, ctx, sizeof w);
+    pc_req *req = pc_wait_take(w);
+    if (!req)
+        return; /* released meanwhile: its release ended the flight */
+    ca_slot *s = pc_req_slot(req, pc_chain_index(&pc_stage_cache));
+    pc_cobj *o = NULL;
+    if (st == PC_REDIS_OK && rep && rep->type == REDIS_REPLY_STRING) {
+        o = pc_cache_obj_decode(rep->str, rep->len, s->key, s->klen,
+                                req->route ? req->route->name : "",
+                                req->path);
+        if (!o)
+            pc_log(PC_LOG_WARN, "cache: a corrupt entry in redis (a miss)");
+    }
+    if (o) {
+        pc_cache_insert(o, budget_of(req)); /* the first level from now on */
+        if (vary_match(o, req)) {
+            usable u = judge(s, o, now_s());
+            if (u == U_YES || u == U_SWR_OTHER) {
+                finish_flight(s); /* the waiters find it in memory */
+                serve(req, s, o); /* req is gone */
+                pc_cache_obj_unref(o);
+                return;
+            }
+            if (u == U_SWR_LEAD) /* we go upstream ourselves */
+                atomic_store(&o->revalidating, 0);
+        }
+        pc_cache_obj_unref(o);
+    }
+    pc_chain_resume(req, PC_NEXT); /* a miss: upstream, as the leader */
+}
+
+/* The leader of a local miss: Redis first when the store is redis. */
+static pc_verdict redis_lookup(pc_req *req, ca_slot *s)
+{
+    pc_redis *rc = redis_of(req);
+    if (!rc)
+        return PC_NEXT;
+    char key[RKEY_MAX];
+    size_t klen = redis_key(s->hash, key);
+    pc_wait w = pc_wait_begin(req, NULL);
+    if (pc_redis_eval(rc, &get_script, key, klen, 0, NULL, NULL, redis_got,
+                      &w, sizeof w) == 0)
+        return PC_WAIT;
+    req->stage_ns = 0; /* the chain times this stage itself: not twice */
+    pc_wait_take(w);
+    return PC_NEXT; /* Redis unreachable now: a miss */
+}
+
 static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
                                 size_t len, int last)
 {
@@ -580,6 +734,7 @@ static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
         pc_cache_obj_set_body(s->pending, b);
         pc_cache_body_unref(b);
         pc_cache_insert(s->pending, budget_of(req));
+        redis_put(req, s->pending);
         stop_storing(s);
         finish_flight(s);
     }
@@ -916,7 +1071,7 @@ static pc_verdict ca_on_request(pc_req *req)
         pthread_mutex_destroy(&w->mu);
         free(w);
         s->leader = 1;
-        return PC_NEXT;
+        return redis_lookup(req, s);
     }
     s->waiter = w;
     w->tok = pc_wait_begin(req, waiter_cancel);
@@ -1013,8 +1168,10 @@ static void refresh_from_304(pc_req *req, ca_slot *s, pc_resp *resp)
     pc_cc cc;
     cc_of(&merged, &cc);
     set_freshness(o, s, &merged, &cc, now_s());
-    if (!cc.no_store)
+    if (!cc.no_store) {
         pc_cache_insert(o, budget_of(req));
+        redis_put(req, o);
+    }
     s->replace = o; /* our reference */
     head_of(req, resp, o, 1);
 }
@@ -1061,6 +1218,7 @@ static void ca_on_response(pc_req *req, unsigned self, pc_resp *resp)
     if (s->unsafe) {
         if (resp->status >= 200 && resp->status < 400) {
             pc_cache_invalidate(s->key, s->klen, s->hash);
+            redis_del(req, s->hash);
             const pc_header *h;
             if ((h = pc_headers_get(&resp->headers, "location")))
                 invalidate_uri(req, h->value);

@@ -579,8 +579,8 @@ Test(config, later_features_rejected)
     pc_errors_free(&errs);
 }
 
-/* The cache blocks (CONTRACT §2): defaults, ranges, store: redis refused at
- * its position until it is built. */
+/* The cache blocks (CONTRACT §2): defaults, ranges, store: redis accepted
+ * with a redis block and refused at its position without one. */
 Test(config, cache_blocks)
 {
     pc_config *c = load(MIN_LISTEN "cache: {memory: 8m}\n" MIN_UP
@@ -601,6 +601,20 @@ Test(config, cache_blocks)
     json_decref(j);
     pc_config_unref(c);
 
+    c = load(MIN_LISTEN "redis: {address: 127.0.0.1:6379}\n"
+                        "cache: {store: redis}\n" MIN_UP
+                        "routes:\n"
+                        "  - match: {path: /}\n"
+                        "    upstream: u\n"
+                        "    cache: {}\n");
+    cr_assert_not_null(c);
+    j = pc_config_to_json(c);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(j, "cache"), "store")),
+                     "redis");
+    json_decref(j);
+    pc_config_unref(c);
+
     load_fails(MIN_LISTEN "cache: {memory: 1k, store: redis}\n" MIN_UP
                           "routes:\n"
                           "  - match: {path: /}\n"
@@ -608,8 +622,7 @@ Test(config, cache_blocks)
                           "    cache: {ttl: 1500ms, methods: [POST], "
                           "max_object_bytes: 0, x: 1}\n");
     EXPECT("2:17: cache: 'memory' out of range 64k..1t",
-           "2:28: 'store: redis' is not supported by this build yet (only "
-           "'memory': per process)",
+           "2:28: cache: 'store: redis' needs the top-level 'redis' block",
            "7:18: cache: 'ttl' must be whole seconds, at most 3650d",
            "7:36: cache: method 'POST' is not cacheable here (GET, HEAD)",
            "7:61: cache: 'max_object_bytes' out of range 1..1g",
