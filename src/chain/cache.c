@@ -30,7 +30,11 @@
  * Set-Cookie are never stored; the route's `ttl` is the heuristic
  * freshness (§4.2.2) for heuristically cacheable statuses without
  * explicit freshness; qualified no-cache / private are treated as
- * unqualified. */
+ * unqualified.
+ *
+ * store: redis adds a second level shared by instances (see "store:
+ * redis" below): a leader's local miss asks Redis before going upstream;
+ * stored objects are written there too; Redis failing is a miss. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
