@@ -619,8 +619,8 @@ static void redis_put(pc_req *req, const pc_cobj *o)
     if (!rc)
         return;
     long long win = o->swr > o->sie ? o->swr : o->sie;
-    long long ttl =
-        o->lifetime - pc_cache_current_age(&o->t, now_s()) + (win > 0 ? win : 0);
+    long long ttl = o->lifetime - pc_cache_current_age(&o->t, now_s()) +
+                    (win > 0 ? win : 0);
     if (ttl <= 0)
         return; /* stale already: kept locally for revalidation only */
     if (ttl > REDIS_MAX_TTL_S)

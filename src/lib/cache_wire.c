@@ -57,10 +57,14 @@ char *pc_cache_obj_encode(const pc_cobj *o, size_t *len)
     wbuf w = {0};
     put(&w, MAGIC, sizeof MAGIC - 1);
     put_blob(&w, o->key, o->klen);
-    long long nums[] = {o->status,          o->t.request_time,
-                        o->t.response_time, o->t.date_value,
-                        o->t.age_value,     o->lifetime,
-                        o->swr,             o->sie,
+    long long nums[] = {o->status,
+                        o->t.request_time,
+                        o->t.response_time,
+                        o->t.date_value,
+                        o->t.age_value,
+                        o->lifetime,
+                        o->swr,
+                        o->sie,
                         (long long)(o->no_cache | (o->must_revalidate << 1))};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         put_num(&w, nums[i]);
@@ -173,8 +177,7 @@ pc_cobj *pc_cache_obj_decode(const char *buf, size_t len, const char *key,
     for (uint32_t i = 0; i < nvary; i++) {
         for (int j = 0; j < 2; j++) {
             size_t n;
-            const char *d =
-                get_blob(&r, PC_CACHE_WIRE_VARY_VALUE - 1, &n);
+            const char *d = get_blob(&r, PC_CACHE_WIRE_VARY_VALUE - 1, &n);
             if (r.bad || memchr(d, '\0', n) || (j == 0 && n == 0))
                 return NULL;
             memcpy(vbuf[i][j], d, n);
@@ -206,8 +209,8 @@ pc_cobj *pc_cache_obj_decode(const char *buf, size_t len, const char *key,
         free(h);
         return NULL;
     }
-    pc_cobj *o = pc_cache_obj_new(key, klen, route, path, vn, vv, nvary,
-                                  status, h, nhdrs);
+    pc_cobj *o = pc_cache_obj_new(key, klen, route, path, vn, vv, nvary, status,
+                                  h, nhdrs);
     free(h);
     pc_cbody *b = pc_cache_body_new(body, bl);
     pc_cache_obj_set_body(o, b);

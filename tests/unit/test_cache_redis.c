@@ -16,8 +16,8 @@ static pc_cobj *sample(void)
     pc_chdr h[] = {{"Content-Type", "text/plain", 12, 10},
                    {"ETag", "\"v1\"", 4, 4},
                    {"Cache-Control", "max-age=60, stale-if-error=5", 13, 28}};
-    pc_cobj *o = pc_cache_obj_new(KEY, strlen(KEY), "r", "/a", vn, vv, 1, 203,
-                                  h, 3);
+    pc_cobj *o =
+        pc_cache_obj_new(KEY, strlen(KEY), "r", "/a", vn, vv, 1, 203, h, 3);
     pc_cbody *b = pc_cache_body_new("he\0llo", 6);
     pc_cache_obj_set_body(o, b);
     pc_cache_body_unref(b);
@@ -131,7 +131,7 @@ Test(cache_wire, corrupt)
         /* negative time, huge number, flags out of range */
         H "200\n-5\n0\n0\n0\n1\n-1\n-1\n0\n0\n0\n0\n",
         H "200\n0\n99999999999999999999\n0\n0\n1\n"
-        "-1\n-1\n0\n0\n0\n0\n",
+          "-1\n-1\n0\n0\n0\n0\n",
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n4\n0\n0\n0\n",
         /* swr below -1, too many Vary pairs, too many header fields */
         H "200\n0\n0\n0\n0\n1\n-2\n-1\n0\n0\n0\n0\n",
@@ -140,11 +140,11 @@ Test(cache_wire, corrupt)
         /* a header value with CR LF (response splitting), a name that is not
          * a token, an empty name */
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n1\n"
-        "1\nX4\na\r\nb0\n",
+          "1\nX4\na\r\nb0\n",
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n1\n"
-        "2\nX:1\na0\n",
+          "2\nX:1\na0\n",
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n1\n"
-        "0\n1\na0\n",
+          "0\n1\na0\n",
         /* a body longer than the entry, a length with a sign */
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n0\n9\nab",
         H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n0\n-1\n",
@@ -155,9 +155,8 @@ Test(cache_wire, corrupt)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_null(decode(bad[i], strlen(bad[i])), "bad[%zu]", i);
     /* and the same grammar well formed is accepted */
-    const char *good =
-        H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n1\n"
-        "1\nX1\na2\nok";
+    const char *good = H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n1\n"
+                         "1\nX1\na2\nok";
     const char *base = H "200\n0\n0\n0\n0\n1\n-1\n-1\n0\n0\n0\n0\n";
     pc_cobj *d = decode(base, strlen(base));
     cr_assert_not_null(d);
