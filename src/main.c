@@ -24,6 +24,8 @@
 #include "portcullis/proxy.h"
 #include "portcullis/tls.h"
 #include "portcullis/util.h"
+#include "portcullis/webhook.h"
+#include "portcullis/events.h"
 #include "portcullis/worker.h"
 
 #define DEFAULT_CONFIG "/etc/portcullis/portcullis.yaml"
@@ -40,6 +42,7 @@ typedef struct app {
                                    pool counts, by stable name: kept
                                    across reloads (proxy/targets.c) */
     pc_health *health;          /* the health-check thread */
+    pc_webhooks *webhooks;      /* the webhook delivery thread */
     const char *file;
     int stopping;
 } app;
@@ -145,6 +148,8 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     pc_log(PC_LOG_INFO, "signal %d: draining connections", (int)sig);
     sd_notify_msg("STOPPING=1");
     atomic_store(&a->rt.draining, 1);
+    pc_webhooks_drain(a->webhooks,
+                      pc_now_ns() + a->rt.cfg->limits.shutdown_timeout * 1000000u);
     for (unsigned i = 0; i < a->rt.nworkers; i++)
         pc_worker_stop(a->rt.workers[i]);
     uint64_t ms = a->rt.cfg->limits.shutdown_timeout;
@@ -232,6 +237,10 @@ static void reload_confirm(app *a)
     pc_metrics_count_reload(1);
     pc_log(PC_LOG_INFO, "configuration reloaded (generation %llu)",
            (unsigned long long)a->rt.cfg->generation);
+    char d[64];
+    snprintf(d, sizeof d, "generation %llu",
+             (unsigned long long)a->rt.cfg->generation);
+    pc_event_emit(PC_EV_CONFIG_RELOADED, NULL, NULL, d);
     sd_notify_msg("READY=1");
 }
 
@@ -268,6 +277,8 @@ static int reload_apply(app *a)
                "reload failed (%zu error%s): configuration unchanged "
                "(generation %llu)",
                err.n, err.n == 1 ? "" : "s", (unsigned long long)old->generation);
+        pc_event_emit(PC_EV_CONFIG_RELOAD_FAILED, NULL, NULL,
+                      err.n ? err.msgs[0] : "cannot load the configuration");
         pc_errors_free(&err);
         pc_config_unref(nc);
         pc_metrics_count_reload(0);
@@ -279,6 +290,8 @@ static int reload_apply(app *a)
         pc_log(PC_LOG_ERROR, "reload failed: configuration unchanged "
                              "(generation %llu)",
                (unsigned long long)old->generation);
+        pc_event_emit(PC_EV_CONFIG_RELOAD_FAILED, NULL, NULL,
+                      "cannot listen on a new address");
         pc_config_unref(nc);
         pc_metrics_count_reload(0);
         return 0;
@@ -308,6 +321,7 @@ static int reload_apply(app *a)
     }
     free(fds);
     pc_health_reconfigure(a->health, nc);
+    pc_webhooks_reconfigure(a->webhooks, nc);
     pc_config_unref(old);
     return 1;
 }
@@ -369,6 +383,10 @@ static int run(const char *file)
     admin = pc_admin_start(a.base, &a.rt);
     if (!admin)
         goto out;
+    /* Before the health checks: their first events are delivered. */
+    a.webhooks = pc_webhooks_start(cfg);
+    if (!a.webhooks)
+        goto out;
     a.health = pc_health_start(cfg);
     if (!a.health)
         goto out;
@@ -411,6 +429,7 @@ out:
     free(a.rt.workers);
     pc_admin_free(admin);
     pc_health_stop(a.health);
+    pc_webhooks_stop(a.webhooks); /* after every emitter is gone */
     pc_logger_stop(pc_access_logger);
     pc_access_logger = NULL;
     if (a.deadline)

@@ -157,6 +157,21 @@ typedef struct pc_route {
     uint32_t metrics_id;  /* stable label id (lib/metrics.c) */
 } pc_route;
 
+/* One receiver of the top-level `webhooks` list (CONTRACT §2, §6):
+ * config_webhooks.c. `up` is a one-target upstream named by the URL, so
+ * that the delivery thread (proxy/webhook.c) connects and verifies TLS
+ * exactly as for an https upstream (tls_verify 1, system CA store). */
+typedef struct pc_webhook {
+    char *url;             /* as written */
+    char *path;            /* path and query sent, "/" when none */
+    pc_upstream up;        /* name = url, targets = &target, ssl_ctx */
+    pc_target target;      /* scheme, host, port, resolved address */
+    uint32_t events;       /* bit (1u << pc_event_type) per event named */
+    char *secret;          /* HMAC-SHA256 key */
+    uint64_t timeout;      /* ms per attempt, default 5 s */
+    uint64_t max_attempts; /* default 8 */
+} pc_webhook;
+
 typedef struct pc_config {
     _Atomic long refs;
     char *file;                  /* path as given */
@@ -179,6 +194,8 @@ typedef struct pc_config {
     pc_route *routes;
     size_t nroutes;
     pc_trie *trie;               /* routes compiled; data = pc_route* */
+    pc_webhook *webhooks;        /* the `webhooks` list (may be empty) */
+    size_t nwebhooks;
     void *stage_global[PC_STAGE_MAX]; /* per stage: its top-level block */
     struct pc_redis_opts *redis; /* the `redis` block, NULL when absent
                                     (owned; net/redis.h) */

@@ -1,6 +1,6 @@
 /* events.h: the one place where operational events are reported
  * (proxy/events.c): circuit and health transitions today, the webhook
- * events of CONTRACT §6 later. Every event is logged here (warn for a
+ * configuration reloads (main.c), the webhook events of CONTRACT §6. Every event is logged here (warn for a
  * circuit opening or a target going unhealthy, info for a recovery), then
  * handed to the hook, if one is installed (the webhook sender will be;
  * it must not block: it is called on whatever thread saw the event, a
@@ -17,11 +17,17 @@ typedef enum {
     PC_EV_CIRCUIT_CLOSED,    /* "circuit_closed" */
     PC_EV_TARGET_UNHEALTHY,  /* "target_unhealthy" */
     PC_EV_TARGET_HEALTHY,    /* "target_healthy" */
+    PC_EV_CONFIG_RELOADED,   /* "config_reloaded" (main.c, SIGHUP applied;
+                                none for the first load) */
+    PC_EV_CONFIG_RELOAD_FAILED, /* "config_reload_failed" (main.c) */
     PC_EV_N
 } pc_event_type;
 
 /* The event's name as CONTRACT §6 spells it. */
 const char *pc_event_name(pc_event_type t);
+
+/* The event named s (CONTRACT §6 spelling), or PC_EV_N. */
+pc_event_type pc_event_by_name(const char *s);
 
 /* data: a short free-text detail ("5 consecutive failures", "probe
  * failed", "check: connect refused"), or NULL. */

@@ -202,6 +202,9 @@ static inline uint64_t pc_metrics_clock(void)
 
 /* portcullis_config_reloads_total{result}; thread-safe. */
 void pc_metrics_count_reload(int success);
+/* portcullis_webhook_dropped_total (proxy/webhook.c); thread-safe. */
+void pc_metrics_count_webhook_dropped(uint64_t n);
+uint64_t pc_metrics_webhook_dropped(void);
 
 /* Reader side, for the renderer and tests: the sums over every shard
  * (and the retired one). */
@@ -291,6 +294,8 @@ static inline void pc_metrics_count(pc_metrics_shard *s, pc_metrics_counter fam,
     (void)b;
 }
 static inline void pc_metrics_count_reload(int success) { (void)success; }
+static inline void pc_metrics_count_webhook_dropped(uint64_t n) { (void)n; }
+static inline uint64_t pc_metrics_webhook_dropped(void) { return 0; }
 
 #endif
 

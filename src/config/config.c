@@ -618,6 +618,7 @@ static void config_free(pc_config *c)
     if (c->hooks->free_global)
         c->hooks->free_global(c);
     pc_config_free_upstreams(c);
+    pc_config_free_webhooks(c);
     pc_redis_opts_free(c->redis);
     json_decref(c->env_mask);
     free(c->file);
@@ -649,9 +650,10 @@ pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
 {
     static const char *const keys[] = {
         "workers", "listen",    "admin",  "trusted_proxies", "limits",
-        "log",     "upstreams", "routes", "redis",           NULL};
+        "log",     "upstreams", "routes", "redis",           "webhooks",
+        NULL};
     static const char *const later[] = {
-        "jwt", "cache", "acl", "rate_limit", "validate", "webhooks", NULL};
+        "jwt", "cache", "acl", "rate_limit", "validate", NULL};
     size_t before = err->n;
     static const pc_stage_hooks none;
     pc_config *c = pc_xcalloc(1, sizeof *c);
@@ -684,6 +686,8 @@ pc_config *pc_config_from_node_with(const pc_node *root, const char *file,
         pc_config_read_upstreams(c, n, err);
     if ((n = pc_node_get(root, "redis")))
         pc_config_read_redis(c, n, err);
+    if ((n = pc_node_get(root, "webhooks")))
+        pc_config_read_webhooks(c, n, err);
     if (c->hooks->configure_global)
         c->hooks->configure_global(c, root, err);
     if ((n = pc_node_get(root, "routes")))

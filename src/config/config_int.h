@@ -61,4 +61,14 @@ void pc_config_free_routes(pc_config *c);
  * defaults, even when the block has errors). */
 void pc_config_read_redis(pc_config *c, const pc_node *n, pc_errors *err);
 
+/* URL pieces and address resolution shared by targets and webhook
+ * receivers (config_upstream.c): "http[s]://host[:port][/]" into t->tls,
+ * host, port, hostport; resolve fills t->addr. 0, or -1 with why. */
+int pc_config_parse_url(const char *url, pc_target *t, char *why, size_t len);
+int pc_config_resolve(pc_target *t, char *why, size_t len);
+
+/* The top-level `webhooks:` list (config_webhooks.c). */
+void pc_config_read_webhooks(pc_config *c, const pc_node *seq, pc_errors *err);
+void pc_config_free_webhooks(pc_config *c);
+
 #endif

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "config_int.h"
+#include "portcullis/events.h"
 #include "portcullis/redis.h"
 #include "portcullis/units.h"
 #include "portcullis/util.h"
@@ -448,6 +449,23 @@ json_t *pc_config_to_json(const pc_config *c)
                       "db", (json_int_t)c->redis->db, "timeout",
                       pc_format_duration(c->redis->timeout_ms, rto, sizeof rto),
                       "on_error", c->redis->deny ? "deny" : "allow"));
+    if (c->webhooks) {
+        json_t *wh = json_array();
+        for (size_t i = 0; i < c->nwebhooks; i++) {
+            const pc_webhook *w = &c->webhooks[i];
+            json_t *ev = json_array();
+            for (int t = 0; t < PC_EV_N; t++)
+                if (w->events & (1u << t))
+                    json_array_append_new(
+                        ev, json_string(pc_event_name((pc_event_type)t)));
+            json_array_append_new(
+                wh, json_pack("{s:o,s:o,s:s,s:o,s:I}", "url", str_or_null(w->url),
+                              "events", ev, "secret", MASK, "timeout",
+                              dur(w->timeout), "max_attempts",
+                              (json_int_t)w->max_attempts));
+        }
+        json_object_set_new(o, "webhooks", wh);
+    }
     if (c->hooks->global_json)
         c->hooks->global_json(c, o);
     if (c->env_mask)

@@ -18,7 +18,7 @@
 
 /* Splits "http[s]://host[:port][/]" into t->tls, t->host, t->port and
  * t->hostport. Returns 0, or -1 with a reason in why. */
-static int parse_url(const char *url, pc_target *t, char *why, size_t len)
+int pc_config_parse_url(const char *url, pc_target *t, char *why, size_t len)
 {
     const char *p;
     if (!strncasecmp(url, "http://", 7)) {
@@ -85,7 +85,7 @@ static int parse_url(const char *url, pc_target *t, char *why, size_t len)
     return 0;
 }
 
-static int resolve(pc_target *t, char *why, size_t len)
+int pc_config_resolve(pc_target *t, char *why, size_t len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV};
@@ -123,8 +123,8 @@ static void read_target(pc_upstream *u, pc_target *t, const pc_node *e,
     }
     if (pc_node_str(un, "url", &t->url, err) < 0)
         return;
-    if (parse_url(t->url, t, why, sizeof why) < 0 ||
-        resolve(t, why, sizeof why) < 0) {
+    if (pc_config_parse_url(t->url, t, why, sizeof why) < 0 ||
+        pc_config_resolve(t, why, sizeof why) < 0) {
         pc_errors_add(err, un, "invalid target url '%s': %s", t->url, why);
         return;
     }

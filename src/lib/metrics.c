@@ -175,6 +175,7 @@ static struct registry {
     pc_metrics_shard *shards;
     pc_metrics_shard retired;
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
+    _Atomic uint64_t webhook_dropped;
 } reg = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .names = {{""}, {""}, {""}},
@@ -395,6 +396,16 @@ void pc_metrics_count_reload(int success)
 uint64_t pc_metrics_reloads(int success)
 {
     return atomic_load(&reg.reloads[success ? 1 : 0]);
+}
+
+void pc_metrics_count_webhook_dropped(uint64_t n)
+{
+    atomic_fetch_add(&reg.webhook_dropped, n);
+}
+
+uint64_t pc_metrics_webhook_dropped(void)
+{
+    return atomic_load(&reg.webhook_dropped);
 }
 
 /* ---- shards ------------------------------------------------------------- */
@@ -687,6 +698,12 @@ void pc_metrics_render_registry(pc_mbuf *b)
                    "portcullis_config_reloads_total{result=\"failure\"} %llu\n",
                    (unsigned long long)pc_metrics_reloads(1),
                    (unsigned long long)pc_metrics_reloads(0));
+    pc_mbuf_printf(b,
+                   "# HELP portcullis_webhook_dropped_total Webhook deliveries "
+                   "dropped (queue full, or pending at shutdown).\n"
+                   "# TYPE portcullis_webhook_dropped_total counter\n"
+                   "portcullis_webhook_dropped_total %llu\n",
+                   (unsigned long long)pc_metrics_webhook_dropped());
 }
 
 #else

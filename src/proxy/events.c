@@ -3,6 +3,7 @@
 #include "portcullis/events.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "portcullis/errlog.h"
 
@@ -16,8 +17,18 @@ const char *pc_event_name(pc_event_type t)
         [PC_EV_CIRCUIT_CLOSED] = "circuit_closed",
         [PC_EV_TARGET_UNHEALTHY] = "target_unhealthy",
         [PC_EV_TARGET_HEALTHY] = "target_healthy",
+        [PC_EV_CONFIG_RELOADED] = "config_reloaded",
+        [PC_EV_CONFIG_RELOAD_FAILED] = "config_reload_failed",
     };
     return (unsigned)t < PC_EV_N ? names[t] : "unknown";
+}
+
+pc_event_type pc_event_by_name(const char *s)
+{
+    for (int t = 0; t < PC_EV_N; t++)
+        if (!strcmp(pc_event_name((pc_event_type)t), s))
+            return (pc_event_type)t;
+    return PC_EV_N;
 }
 
 pc_event_type pc_event_of(pc_transition tr)
@@ -47,7 +58,9 @@ void pc_event_emit(pc_event_type t, const char *upstream, const char *target,
     pc_log_level lvl = t == PC_EV_CIRCUIT_OPEN || t == PC_EV_TARGET_UNHEALTHY
                            ? PC_LOG_WARN
                            : PC_LOG_INFO;
-    pc_log(lvl, "event %s: upstream %s target %s%s%s", pc_event_name(t),
+    /* main.c logs the reload itself, in its own words. */
+    if (t != PC_EV_CONFIG_RELOADED && t != PC_EV_CONFIG_RELOAD_FAILED)
+        pc_log(lvl, "event %s: upstream %s target %s%s%s", pc_event_name(t),
            upstream ? upstream : "-", target ? target : "-", data ? ": " : "",
            data ? data : "");
     pc_event_hook h = atomic_load_explicit(&hook, memory_order_acquire);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "portcullis/config.h"
+#include "portcullis/events.h"
 #include "portcullis/loader.h"
 #include "portcullis/tls.h"
 
@@ -571,11 +572,11 @@ Test(config, later_features_rejected)
                           "    compress: {}\n"
                           "    rate_limit: {rate: 1, scope: cluster}\n"
                           "    cache: {}\n"
-                          "webhooks: []\n");
+                          "webhooks: {}\n");
     EXPECT("7:33: value 0 for 'failures' out of range 1..1000",
            "12:34: 'scope: cluster' needs the top-level 'redis' block "
            "(address of the shared Redis)",
-           "14:1: 'webhooks' is not supported by this build yet");
+           "14:11: expected a list for 'webhooks', got a mapping");
     pc_errors_free(&errs);
 }
 
@@ -1115,5 +1116,60 @@ Test(config, forward_claims_header_names)
            "10:27: forward_claims: header 'X A' cannot carry a claim: it is not a header name or the gateway manages it",
            "10:37: forward_claims: header 'Connection' cannot carry a claim: it is not a header name or the gateway manages it",
            "10:52: forward_claims: header 'Authorization' cannot carry a claim: it is not a header name or the gateway manages it");
+    pc_errors_free(&errs);
+}
+
+/* The top-level webhooks list (CONTRACT §2): defaults, every range. */
+Test(config, webhooks_block)
+{
+    pc_config *c = load(MIN_LISTEN MIN_UP
+                        "webhooks:\n"
+                        "  - url: http://127.0.0.1:9/hooks/p?x=1\n"
+                        "    secret: s3\n"
+                        "  - url: https://localhost\n"
+                        "    events: [circuit_open, config_reloaded]\n"
+                        "    secret: k\n"
+                        "    timeout: 250ms\n"
+                        "    max_attempts: 2\n");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->nwebhooks, 2);
+    cr_assert_str_eq(c->webhooks[0].path, "/hooks/p?x=1");
+    cr_assert_eq(c->webhooks[0].timeout, 5000);
+    cr_assert_eq(c->webhooks[0].max_attempts, 8);
+    cr_assert_eq(c->webhooks[0].target.port, 9);
+    cr_assert_str_eq(c->webhooks[1].path, "/");
+    cr_assert(c->webhooks[1].target.tls);
+    cr_assert_not_null(c->webhooks[1].up.ssl_ctx);
+    cr_assert_eq(c->webhooks[1].timeout, 250);
+    cr_assert_eq(c->webhooks[1].max_attempts, 2);
+    cr_assert_eq(c->webhooks[1].events,
+                 (1u << PC_EV_CIRCUIT_OPEN) | (1u << PC_EV_CONFIG_RELOADED));
+    json_t *j = pc_config_to_json(c);
+    char *s = json_dumps(json_object_get(j, "webhooks"), JSON_COMPACT);
+    cr_assert(strstr(s, "\"secret\":\"***\""), "%s", s);
+    cr_assert(!strstr(s, "s3"), "%s", s);
+    free(s);
+    json_decref(j);
+    pc_config_unref(c);
+    load_fails(MIN_LISTEN MIN_UP
+               "webhooks:\n"
+               "  - url: ftp://x\n"
+               "    events: [circuit_open, nope]\n"
+               "    timeout: 0s\n"
+               "    max_attempts: 0\n"
+               "    colour: red\n"
+               "  - {url: 'http://127.0.0.1/a b', secret: x, events: []}\n");
+    EXPECT("4:5: webhook needs 'secret' (deliveries are signed)",
+           "4:10: invalid webhook url 'ftp://x': must start with http:// or "
+           "https://",
+           "5:28: unknown event 'nope' (expected circuit_open, circuit_closed, "
+           "target_unhealthy, target_healthy, config_reloaded or "
+           "config_reload_failed)",
+           "6:14: value 0s for 'timeout' out of range 1ms..10m",
+           "7:19: value 0 for 'max_attempts' out of range 1..100",
+           "8:5: unknown key 'colour' in webhooks",
+           "9:11: invalid webhook url 'http://127.0.0.1/a b': the path must be "
+           "printable ASCII without spaces or a fragment",
+           "9:54: 'events' must name at least one event");
     pc_errors_free(&errs);
 }
