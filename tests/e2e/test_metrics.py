@@ -127,6 +127,7 @@ def test_content_type_and_format(scraped):
         "portcullis_connections_active": "gauge",
         "portcullis_log_dropped_total": "counter",
         "portcullis_config_reloads_total": "counter",
+        "portcullis_webhook_dropped_total": "counter",
         "portcullis_circuit_state": "gauge",
     }
     assert set(helps) == set(types)
@@ -219,6 +220,7 @@ def test_stage_duration(scraped):
 def test_gauges_and_global_counters(mg, scraped):
     s, _, _ = parse(scraped.body.decode())
     assert get(s, "portcullis_log_dropped_total") == 0
+    assert get(s, "portcullis_webhook_dropped_total") == 0
     assert get(s, "portcullis_config_reloads_total", result="success") == 0
     assert get(s, "portcullis_config_reloads_total", result="failure") == 0
     assert ("portcullis_config_reloads_total", (("result", "success"),)) in s
