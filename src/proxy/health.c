@@ -26,6 +26,7 @@
 #include "pool_int.h"
 #include "portcullis/events.h"
 #include "portcullis/errlog.h"
+#include "portcullis/probe.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 
@@ -87,53 +88,27 @@ static void finish(hjob *j, int ok, const char *why)
     arm(j, el_ms >= u->health.interval ? 0 : u->health.interval - el_ms);
 }
 
-/* The status line "HTTP/1.x DDD": 2xx and 3xx pass. Returns 1 / 0 when
- * decided, -1 when more bytes are needed. */
-static int judge(struct evbuffer *in, const char **why)
+/* 2xx and 3xx pass (probe.c reads the status line). */
+static void verdict(hjob *j, int status, const char *why)
 {
-    size_t n = evbuffer_get_length(in);
-    if (n < 12)
-        return -1;
-    const char *p = (const char *)evbuffer_pullup(in, 12);
-    if (!p || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
-        p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-        p[11] < '0' || p[11] > '9') {
-        *why = "not an HTTP/1.x status line";
-        return 0;
-    }
-    if (p[9] == '2' || p[9] == '3')
-        return 1;
-    *why = p[9] == '4' ? "status 4xx" : p[9] == '5' ? "status 5xx" : "status 1xx";
-    return 0;
+    int ok = status >= 200 && status < 400;
+    finish(j, ok, status ? pc_probe_class(status) : why);
 }
 
 static void check_read_cb(pc_sock *s, void *arg)
 {
-    hjob *j = arg;
     const char *why = "?";
-    int v = judge(pc_sock_input(s), &why);
-    if (v >= 0)
-        finish(j, v, why);
+    int st = pc_probe_status(pc_sock_input(s), &why);
+    if (st >= 0)
+        verdict(arg, st, why);
 }
 
 static void check_event_cb(pc_sock *s, short what, void *arg)
 {
-    hjob *j = arg;
-    if (what & PC_SOCK_CONNECTED)
-        return;
-    const char *why = "connection closed before a status line";
-    if (what & PC_SOCK_EOF) {
-        int v = judge(pc_sock_input(s), &why);
-        if (v >= 0) {
-            finish(j, v, why);
-            return;
-        }
-    }
-    if (what & PC_SOCK_TIMEOUT)
-        why = "timeout";
-    else if (what & PC_SOCK_ERROR)
-        why = "connection failed or reset";
-    finish(j, 0, why);
+    const char *why = "?";
+    int st = pc_probe_event(s, what, &why);
+    if (st >= 0)
+        verdict(arg, st, why);
 }
 
 static void start_check(hjob *j)

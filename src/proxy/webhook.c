@@ -19,6 +19,7 @@
 #include "portcullis/errlog.h"
 #include "portcullis/events.h"
 #include "portcullis/metrics.h"
+#include "portcullis/probe.h"
 #include "portcullis/sock.h"
 #include "portcullis/util.h"
 
@@ -281,52 +282,27 @@ static void attempt_done(delivery *d, int ok, const char *why)
     arm_ms(d->timer, at - now);
 }
 
-/* The status line "HTTP/1.x DDD": 1 for 2xx, 0 otherwise, -1: more bytes. */
-static int judge(struct evbuffer *in, const char **why)
+/* Any 2xx ends the delivery (probe.c reads the status line). */
+static void verdict(delivery *d, int status, const char *why)
 {
-    if (evbuffer_get_length(in) < 12)
-        return -1;
-    const char *p = (const char *)evbuffer_pullup(in, 12);
-    if (!p || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') {
-        *why = "not an HTTP/1.x status line";
-        return 0;
-    }
-    if (p[9] == '2')
-        return 1;
-    *why = p[9] == '5' ? "status 5xx"
-           : p[9] == '4' ? "status 4xx"
-           : p[9] == '3' ? "status 3xx"
-                         : "unexpected status";
-    return 0;
+    int ok = status >= 200 && status < 300;
+    attempt_done(d, ok, status ? pc_probe_class(status) : why);
 }
 
 static void read_cb(pc_sock *s, void *arg)
 {
-    delivery *d = arg;
     const char *why = "?";
-    int v = judge(pc_sock_input(s), &why);
-    if (v >= 0)
-        attempt_done(d, v, why);
+    int st = pc_probe_status(pc_sock_input(s), &why);
+    if (st >= 0)
+        verdict(arg, st, why);
 }
 
 static void sock_event_cb(pc_sock *s, short what, void *arg)
 {
-    delivery *d = arg;
-    if (what & PC_SOCK_CONNECTED)
-        return;
-    const char *why = "connection closed before a status line";
-    if (what & PC_SOCK_EOF) {
-        int v = judge(pc_sock_input(s), &why);
-        if (v >= 0) {
-            attempt_done(d, v, why);
-            return;
-        }
-    }
-    if (what & PC_SOCK_TIMEOUT)
-        why = "timeout";
-    else if (what & PC_SOCK_ERROR)
-        why = "connection failed or reset";
-    attempt_done(d, 0, why);
+    const char *why = "?";
+    int st = pc_probe_event(s, what, &why);
+    if (st >= 0)
+        verdict(arg, st, why);
 }
 
 static void start_attempt(delivery *d)
