@@ -255,7 +255,7 @@ def test_admin_head_error_has_no_body(ag):
     assert g.status == 200 and g.json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("path", ["/nope", "/", "/healthz/x", "/admin"])
+@pytest.mark.parametrize("path", ["/nope", "/index.html", "//", "/healthz/x", "/admin"])
 def test_admin_unknown_paths_json_404(ag, path):
     assert_error(admin_get(ag, path), 404, "route_not_found")
 
