@@ -85,7 +85,6 @@ done
 curl -s "http://127.0.0.1:$APORT/admin/upstreams" | grep -q '"circuit": *"open"' ||
     die "the circuit closed during the measurement"
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 bare=$(echo "${RPS[bare]}" | median)
 cb=$(echo "${RPS[cb]}" | median)
 open=$(echo "${RPS[open]}" | median)

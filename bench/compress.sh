@@ -113,7 +113,6 @@ for r in $(seq "$RUNS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "# bench/compress.sh, $(date -u +%Y-%m-%dT%H:%MZ), $PC_DESC"
 echo "# $(machine_info); wrk -t$THREADS -c$CONNS -d$D, $RUNS runs, $WORKERS worker(s); document $DOC_BYTES bytes of JSON"
 echo "| target | Accept-Encoding | req/s per run | median | body bytes out |"

@@ -390,6 +390,12 @@ machine_info() {
             awk '{print $1, $2}')"
 }
 
+# median: the median of the numbers on stdin, separated by spaces and/or
+# newlines (the lower middle one of an even count).
+median() {
+    tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
+}
+
 # rotate N WORDS...: WORDS rotated left by N, so that no target or scenario
 # always runs right after the same other one.
 rotate() {

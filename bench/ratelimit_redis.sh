@@ -118,7 +118,6 @@ to_ms() { # wrk latency (12.3us, 1.2ms, 1.1s) in ms
         printf "%.3f", n }'
 }
 
-median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 note "machine: $(machine_info)"
 for r in $(seq "$RUNS"); do

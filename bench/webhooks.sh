@@ -100,7 +100,6 @@ done
 opens=$(grep -c "event circuit_open" "$TMP/hooks/stderr.log" || true)
 dropped=$(curl -s "http://127.0.0.1:$A2/metrics" | awk '/^portcullis_webhook_dropped_total/ {print $2}')
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "# bench/webhooks.sh, $(date -u +%Y-%m-%dT%H:%MZ), $PC_DESC"
 echo "# $(machine_info); wrk --latency -t$THREADS -c$CONNS -d$D, $RUNS runs, $WORKERS worker(s)"
 echo "| gateway | req/s per run | median | p99 per run |"
