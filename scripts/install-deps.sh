@@ -16,7 +16,7 @@
 #     chromium (headless: the admin status page tested in a real browser)
 #   packaging tests: man-db and groff-base (`man -l` renders the man pages),
 #     systemd (systemd-analyze verify/security, systemd-sysusers --root; its
-#     package is installed, never started)
+#     package is installed, never started), logrotate (-d checks the snippet)
 #   compression: zlib1g-dev, libbrotli-dev, libzstd-dev
 set -eu
 
@@ -24,7 +24,7 @@ PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
 nginx-light wrk haproxy linux-perf clang curl procps prometheus \
 redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium \
-man-db groff-base systemd"
+man-db groff-base systemd logrotate"
 
 missing=""
 for p in $PKGS; do
