@@ -6,7 +6,10 @@
 # (proxy_pass to the same origin, `gzip on; gzip_comp_level 1;
 # gzip_proxied any; gzip_types application/json`) each run WORKERS workers
 # (default 1). wrk sends `Accept-Encoding: ENC` (gzip by default; br and
-# zstd are portcullis-only rows); runs interleave over RUNS rounds, the
+# zstd are portcullis-only rows). The pc-*-hit rows go through a second
+# route, /cached (strip_prefix), with `cache: {ttl: 60s}` too: every
+# request is a hit whose coding was stored once (never re-encoded). Runs
+# interleave over RUNS rounds, the
 # order rotating; medians reported with bytes on the wire per response
 # (curl, body only). Everything on 127.0.0.1; every process it started is
 # stopped on exit.
@@ -65,10 +68,13 @@ start_nginx origin "$TMP/origin"
 wait_http origin "$LAST_PID" "http://127.0.0.1:$UP/doc.json" "$DOC_BYTES" "$TMP/origin/stderr.log"
 
 write_portcullis_conf "$TMP/pc" "$WORKERS" "$PORT" "$PTLS" "$APORT" "$UP"
-# the route of write_portcullis_conf, with compress
+# the route of write_portcullis_conf, with compress; a cached one before it
 sed -i 's|^  - match: {path: /}$|  - match: {path: /}\n    compress: {types: [application/json], min_bytes: 1024}|' \
     "$TMP/pc/portcullis.yaml"
+sed -i 's|^routes:$|cache: {memory: 64m}\nroutes:\n  - name: cached\n    match: {path: /cached}\n    strip_prefix: /cached\n    upstream: up\n    cache: {ttl: 60s}\n    compress: {types: [application/json], min_bytes: 1024}|' \
+    "$TMP/pc/portcullis.yaml"
 grep -q "compress:" "$TMP/pc/portcullis.yaml" || die "could not add compress to the config"
+grep -q "ttl: 60s" "$TMP/pc/portcullis.yaml" || die "could not add the cached route to the config"
 start_portcullis "$TMP/pc"
 PC_PID=$LAST_PID
 wait_http portcullis "$PC_PID" "http://127.0.0.1:$PORT/doc.json" "$DOC_BYTES" "$TMP/pc/stderr.log"
@@ -83,11 +89,14 @@ declare -A URL=([pc-gzip]="http://127.0.0.1:$PORT/doc.json"
                 [pc-br]="http://127.0.0.1:$PORT/doc.json"
                 [pc-zstd]="http://127.0.0.1:$PORT/doc.json"
                 [pc-identity]="http://127.0.0.1:$PORT/doc.json"
+                [pc-gzip-hit]="http://127.0.0.1:$PORT/cached/doc.json"
+                [pc-br-hit]="http://127.0.0.1:$PORT/cached/doc.json"
                 [nginx-gzip]="http://127.0.0.1:$NPORT/doc.json"
                 [nginx-identity]="http://127.0.0.1:$NPORT/doc.json")
 declare -A ENC=([pc-gzip]=gzip [pc-br]=br [pc-zstd]=zstd [pc-identity]=identity
+                [pc-gzip-hit]=gzip [pc-br-hit]=br
                 [nginx-gzip]=gzip [nginx-identity]=identity)
-TARGETS="pc-gzip nginx-gzip pc-br pc-zstd pc-identity nginx-identity"
+TARGETS="pc-gzip nginx-gzip pc-br pc-zstd pc-identity nginx-identity pc-gzip-hit pc-br-hit"
 declare -A RPS BYTES CE
 
 for t in $TARGETS; do
@@ -124,3 +133,5 @@ for t in $TARGETS; do
 done
 awk -v a="$MED_pc_gzip" -v b="$MED_nginx_gzip" -v c="$MED_pc_identity" -v d="$MED_nginx_identity" 'BEGIN {
     printf "gzip: portcullis / nginx = %.2fx; identity: portcullis / nginx = %.2fx\n", a / b, c / d }'
+awk -v a="$MED_pc_gzip_hit" -v b="$MED_pc_gzip" -v c="$MED_nginx_gzip" -v d="$MED_pc_br_hit" -v e="$MED_pc_br" 'BEGIN {
+    printf "stored codings: gzip hit / gzip encoded per request = %.2fx, / nginx gzip = %.2fx; br hit / br per request = %.2fx\n", a / b, a / c, d / e }'

@@ -24,7 +24,7 @@
  * body: bodies are stored once.
  *
  * Per-object overhead beyond the body: sizeof(pc_cobj) + sizeof(pc_cbody)
- * (240 bytes on x86-64) plus the key, route name, path, the stored header
+ * (272 bytes on x86-64) plus the key, route name, path, the stored header
  * fields (names, values, one pc_chdr each) and the Vary values: the
  * object's charge (pc_cobj.charge) counts all of it, so the budget bounds
  * real memory, not just bodies. */
@@ -106,6 +106,7 @@ int pc_cache_vary_norm(const char *name, const char *const *vals,
 /* ---- the store (lib/cache_store.c) ------------------------------------ */
 
 #define PC_CACHE_SHARDS 16
+#define PC_CACHE_CODINGS 4
 
 typedef struct pc_cbody {
     _Atomic uint32_t refs;
@@ -141,6 +142,11 @@ struct pc_cobj {
     unsigned must_revalidate : 1; /* must-revalidate / proxy-revalidate /
                                      s-maxage: never served stale */
     const char *etag, *last_modified; /* validators, or NULL */
+    /* The body in each content coding (index: pc_enc of encoding.h; 0,
+     * identity, unused), made once by the compress stage from a hit or
+     * the miss that stored the object and served as they are afterwards:
+     * set once (never replaced) and freed with the object. */
+    _Atomic(pc_cbody *) coded[PC_CACHE_CODINGS];
     size_t charge;         /* bytes counted against the budget */
     _Atomic int revalidating; /* stale-while-revalidate: one at a time */
     /* store linkage, under the shard lock */
@@ -162,6 +168,17 @@ pc_cobj *pc_cache_obj_new(const char *key, size_t klen, const char *route,
 void pc_cache_obj_set_body(pc_cobj *o, pc_cbody *body);
 pc_cbody *pc_cache_body_new(const char *data, size_t len);
 void pc_cache_body_unref(pc_cbody *b);
+/* The body of o in content coding `coding` (1..PC_CACHE_CODINGS-1), or
+ * NULL; valid while o is referenced. */
+const pc_cbody *pc_cache_obj_coded(const pc_cobj *o, unsigned coding);
+/* Attaches b (the store takes a reference) as o's body in `coding` when
+ * o is in the store and has none yet; its bytes are charged to o and the
+ * budget enforced. 1 when attached. */
+int pc_cache_obj_add_coded(pc_cobj *o, unsigned coding, pc_cbody *b,
+                           uint64_t budget);
+/* Before dst is inserted: dst holds src's coded bodies too (a 304 that
+ * refreshes the head keeps the body, so its codings still hold). */
+void pc_cache_obj_share_coded(pc_cobj *dst, const pc_cobj *src);
 void pc_cache_obj_ref(pc_cobj *o);
 void pc_cache_obj_unref(pc_cobj *o);
 

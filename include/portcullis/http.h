@@ -81,6 +81,25 @@ unsigned pc_headers_remove(pc_headers *h, const char *name);
 typedef struct pc_req pc_req;
 typedef struct pc_resp pc_resp;
 
+/* Ready-made content codings of a response body, offered with the head
+ * by the stage that produces the body from stored bytes (the cache) to
+ * the stage that content-codes bodies (compress), which runs its
+ * on_response later. coding: a pc_enc of encoding.h. */
+typedef struct pc_body_codings {
+    /* The whole body already in `coding` (*len bytes, valid until the
+     * response ends), or NULL. A non-NULL answer is taken: the producer
+     * sends those bytes instead of its own, and the caller frames and
+     * labels them (Content-Length, Content-Encoding). */
+    const char *(*take)(pc_req *req, void *ctx, unsigned coding,
+                        size_t *len);
+    /* The whole body as the caller encoded it in `coding`, handed over
+     * at its end (borrowed for the call) to be kept for the next time. */
+    void (*keep)(pc_req *req, void *ctx, unsigned coding, const char *data,
+                 size_t len);
+    size_t keep_max; /* larger encoded bodies are not worth handing over */
+    void *ctx;
+} pc_body_codings;
+
 struct pc_resp {
     int status;
     int http_minor;      /* of the upstream response */
@@ -88,6 +107,7 @@ struct pc_resp {
     pc_headers headers;  /* end-to-end headers only (hop-by-hop removed) */
     pc_framing framing;  /* how the upstream delimited the body (framing.h);
                             conn frames it towards the client itself */
+    const pc_body_codings *codings; /* NULL: none offered */
 };
 
 typedef struct pc_sink_ops {

@@ -5,7 +5,9 @@
  *
  * Stage table position: after compress, before proxy. Its body filter
  * therefore sees the upstream's bytes (what is stored), and a hit's body
- * still flows through compress's filter (hits are compressed per client).
+ * still flows through compress's filter, which keeps each coding it makes
+ * with the object (resp->codings): a hit in a stored coding is sent as
+ * it is, never encoded again.
  *
  *   on_request ─ method not in `methods` ─────────────────► BYPASS, NEXT
  *              ─ lookup(key, Vary) ─ usable ─► serve (HIT, Age) ─► DONE
@@ -113,6 +115,11 @@ typedef struct ca_slot {
     pc_cobj *swr;         /* stale-while-revalidate: we revalidate it */
     pc_cobj *pending;     /* the object being filled */
     pc_cobj *replace;     /* served instead of the upstream's body */
+    const pc_cobj *serving; /* serve(): the object answering (borrowed) */
+    pc_cobj *stored;      /* the object this miss stored (its codings) */
+    const char *coded;    /* the body taken in a content coding */
+    size_t coded_len;
+    pc_body_codings offer; /* resp->codings of a hit or a stored miss */
     char *buf;            /* body being collected (malloc) */
     size_t len, cap;
     ca_waiter *waiter;
@@ -405,6 +412,61 @@ static int not_modified(const pc_req *req, const pc_cobj *o)
     return since >= 0 && lm >= 0 && lm <= since;
 }
 
+/* ---- stored content codings -------------------------------------------
+ *
+ * The compress stage (after this one in the response's direction) takes
+ * a body it would encode from the object being served when the object
+ * holds it in that coding, and hands back what it encoded otherwise
+ * (pc_body_codings, http.h). The object answering: a hit's (serve), the
+ * refreshed or stale one served instead of the upstream's body
+ * (replace), or the one this miss stored (stored, set at the body's end,
+ * before compress's filter sees the end). */
+
+static const pc_cobj *coded_obj(const ca_slot *s)
+{
+    return s->serving ? s->serving : s->replace ? s->replace : s->stored;
+}
+
+static const char *codings_take(pc_req *req, void *ctx, unsigned coding,
+                                size_t *len)
+{
+    (void)req;
+    ca_slot *s = ctx;
+    const pc_cobj *o = s->serving ? s->serving : s->replace;
+    const pc_cbody *b = o ? pc_cache_obj_coded(o, coding) : NULL;
+    if (!b)
+        return NULL;
+    s->coded = b->data;
+    s->coded_len = b->len;
+    *len = b->len;
+    return b->data;
+}
+
+static void codings_keep(pc_req *req, void *ctx, unsigned coding,
+                         const char *data, size_t len)
+{
+    ca_slot *s = ctx;
+    pc_cobj *o = (pc_cobj *)coded_obj(s);
+    if (!o)
+        return;
+    pc_cbody *b = pc_cache_body_new(data, len);
+    pc_cache_obj_add_coded(o, coding, b, budget_of(req));
+    pc_cache_body_unref(b);
+}
+
+/* Offers the codings of the object answering with resp's head. */
+static void offer(ca_slot *s, pc_resp *resp)
+{
+    const pc_cobj *o = coded_obj(s);
+    size_t n = o && o->body ? o->body->len : s->pol->max_object;
+    s->offer.take = codings_take;
+    s->offer.keep = codings_keep;
+    /* an encoding that grows the body past this is not kept */
+    s->offer.keep_max = n + n / 8 + 1024;
+    s->offer.ctx = s;
+    resp->codings = &s->offer;
+}
+
 /* Answers req from o (a reference the caller keeps until this returns).
  * req is gone afterwards. */
 static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
@@ -413,6 +475,7 @@ static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
     memset(&resp, 0, sizeof resp);
     resp.http_minor = 1;
     head_of(req, &resp, o, 0);
+    s->serving = o;
     s->result = R_HIT;
     s->hit = 1;
     if (o->status == 200 && not_modified(req, o)) {
@@ -424,7 +487,11 @@ static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
         return;
     }
     req->sink->head(req, &resp);
-    if (!(req->method_bit & PC_M_HEAD) && o->body && o->body->len)
+    if (req->method_bit & PC_M_HEAD)
+        ;
+    else if (s->coded)
+        req->sink->body(req, s->coded, s->coded_len);
+    else if (o->body && o->body->len)
         req->sink->body(req, o->body->data, o->body->len);
     req->sink->end(req);
 }
@@ -711,7 +778,9 @@ static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
         if (!last)
             return PC_BODY_OK;
         const pc_cbody *b = s->replace->body;
-        if (b && b->len)
+        if (s->coded)
+            pc_body_next(req, slot, s->coded, s->coded_len, 0);
+        else if (b && b->len)
             pc_body_next(req, slot, b->data, b->len, 0);
         return pc_body_next(req, slot, NULL, 0, 1);
     }
@@ -739,6 +808,8 @@ static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
         pc_cache_body_unref(b);
         pc_cache_insert(s->pending, budget_of(req));
         redis_put(req, s->pending);
+        s->stored = s->pending; /* our reference: compress's codings */
+        s->pending = NULL;
         stop_storing(s);
         finish_flight(s);
     }
@@ -761,6 +832,8 @@ static void ca_release(pc_req *req, unsigned slot)
     s->stale = NULL;
     pc_cache_obj_unref(s->replace);
     s->replace = NULL;
+    pc_cache_obj_unref(s->stored);
+    s->stored = NULL;
 }
 
 static const pc_body_filter ca_body = {
@@ -1163,6 +1236,7 @@ static void refresh_from_304(pc_req *req, ca_slot *s, pc_resp *resp)
                                   old->vary_names, old->vary_vals, old->nvary,
                                   old->status, h, n);
     pc_cache_obj_set_body(o, old->body);
+    pc_cache_obj_share_coded(o, old); /* same body, same codings */
     /* freshness from the merged head */
     pc_headers merged;
     memset(&merged, 0, sizeof merged);
@@ -1338,6 +1412,8 @@ done:
             s->replace)
             add_age(req, resp, s->replace);
         count(req, s);
+        if (s->serving || s->replace || s->storing)
+            offer(s, resp);
     }
 }
 

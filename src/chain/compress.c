@@ -17,6 +17,11 @@
  * (ranges of the encoded bytes are not offered) and the body re-framed by
  * the chain (chunked; Content-Length dropped). A 304 to such a request
  * gets the weak ETag too, so that it matches what the client holds.
+ * A producer that answers from stored bytes (the cache) offers the
+ * codings it holds with the head (resp->codings, http.h): a body encoded
+ * before is taken and sent with its Content-Length, never encoded again;
+ * otherwise the encoded output is copied while it streams and handed to
+ * the producer at its end (keep), so that the next hit takes it.
  * Stage table position: after route (so errors of the earlier stages are
  * never compressed) and before the stages that produce a body (cache,
  * proxy), so their body filters see the upstream's bytes. */
@@ -48,6 +53,10 @@ typedef struct cz_slot {
     pc_req *req;
     unsigned self;
     int failed;        /* the encoder failed: nothing more is sent */
+    /* the encoded body kept for the producer's offer (resp->codings) */
+    const pc_body_codings *keep;
+    char *kbuf;        /* malloc */
+    size_t klen, kcap;
 } cz_slot;
 
 static const char *const default_types[] = {
@@ -254,9 +263,43 @@ static void weaken_etag(pc_req *req, pc_resp *resp)
     }
 }
 
+static void keep_drop(cz_slot *s)
+{
+    free(s->kbuf);
+    s->kbuf = NULL;
+    s->klen = s->kcap = 0;
+    s->keep = NULL;
+}
+
+/* Copies encoded output for the offer's keep(); past keep_max (or out of
+ * memory) nothing is kept and the stream goes on. */
+static void keep_add(cz_slot *s, const char *data, size_t len)
+{
+    if (s->klen + len > s->keep->keep_max) {
+        keep_drop(s);
+        return;
+    }
+    if (s->klen + len > s->kcap) {
+        size_t nc = s->kcap ? s->kcap : 4096;
+        while (nc < s->klen + len)
+            nc *= 2;
+        char *nb = realloc(s->kbuf, nc);
+        if (!nb) {
+            keep_drop(s);
+            return;
+        }
+        s->kbuf = nb;
+        s->kcap = nc;
+    }
+    memcpy(s->kbuf + s->klen, data, len);
+    s->klen += len;
+}
+
 static int emit(void *arg, const char *data, size_t len)
 {
     cz_slot *s = arg;
+    if (s->keep)
+        keep_add(s, data, len);
     pc_body_next(s->req, s->self, data, len, 0);
     return 0;
 }
@@ -273,8 +316,12 @@ static pc_body_status cz_filter(pc_req *req, unsigned slot, const char *data,
     }
     /* The filter never holds bytes (the encoder's window is not output
      * owed): downstream backpressure is the sink's own. */
-    if (last)
+    if (last) {
+        if (s->keep && !s->failed)
+            s->keep->keep(req, s->keep->ctx, s->enc, s->kbuf, s->klen);
+        keep_drop(s);
         return pc_body_next(req, slot, NULL, 0, 1);
+    }
     return PC_BODY_OK;
 }
 
@@ -284,6 +331,7 @@ static void cz_release(pc_req *req, unsigned slot)
     if (s) {
         pc_encoder_put(req->loop->stage_state[slot], s->e);
         s->e = NULL;
+        keep_drop(s);
     }
 }
 
@@ -312,6 +360,24 @@ static void cz_on_response(pc_req *req, unsigned self, pc_resp *resp)
     if ((resp->framing.kind == PC_FRAME_LENGTH || resp->framing.has_length) &&
         resp->framing.length < c->min_bytes)
         return;
+    const char *name = pc_enc_name(s->enc);
+    const pc_body_codings *cod = resp->codings;
+    size_t ready_len = 0;
+    const char *ready = cod && cod->take
+                            ? cod->take(req, cod->ctx, s->enc, &ready_len)
+                            : NULL;
+    if (ready) { /* encoded before: the producer sends these bytes */
+        int head = (req->method_bit & PC_M_HEAD) != 0;
+        memset(&resp->framing, 0, sizeof resp->framing);
+        resp->framing.kind = head ? PC_FRAME_NONE : PC_FRAME_LENGTH;
+        resp->framing.has_length = head;
+        resp->framing.length = ready_len;
+        pc_headers_add(&resp->headers, req->arena, "Content-Encoding", 16,
+                       name, strlen(name));
+        weaken_etag(req, resp);
+        pc_headers_remove(&resp->headers, "Accept-Ranges");
+        return;
+    }
     uint64_t hint = resp->framing.kind == PC_FRAME_LENGTH ||
                             resp->framing.has_length
                         ? resp->framing.length
@@ -323,8 +389,9 @@ static void cz_on_response(pc_req *req, unsigned self, pc_resp *resp)
                    req->request_id, pc_enc_name(s->enc));
             return;
         }
+        if (cod && cod->keep)
+            s->keep = cod;
     }
-    const char *name = pc_enc_name(s->enc);
     pc_headers_add(&resp->headers, req->arena, "Content-Encoding", 16, name,
                    strlen(name));
     weaken_etag(req, resp);

@@ -177,6 +177,26 @@ void pc_cache_obj_set_body(pc_cobj *o, pc_cbody *b)
     }
 }
 
+const pc_cbody *pc_cache_obj_coded(const pc_cobj *o, unsigned coding)
+{
+    if (coding == 0 || coding >= PC_CACHE_CODINGS)
+        return NULL;
+    return atomic_load_explicit(&o->coded[coding], memory_order_acquire);
+}
+
+void pc_cache_obj_share_coded(pc_cobj *dst, const pc_cobj *src)
+{
+    for (unsigned i = 1; i < PC_CACHE_CODINGS; i++) {
+        pc_cbody *b =
+            atomic_load_explicit(&src->coded[i], memory_order_acquire);
+        if (!b || atomic_load_explicit(&dst->coded[i], memory_order_relaxed))
+            continue;
+        atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+        atomic_store_explicit(&dst->coded[i], b, memory_order_release);
+        dst->charge += sizeof *b + b->len;
+    }
+}
+
 void pc_cache_obj_ref(pc_cobj *o)
 {
     atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
@@ -186,6 +206,9 @@ void pc_cache_obj_unref(pc_cobj *o)
 {
     if (o && atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1) {
         pc_cache_body_unref(o->body);
+        for (unsigned i = 1; i < PC_CACHE_CODINGS; i++)
+            pc_cache_body_unref(
+                atomic_load_explicit(&o->coded[i], memory_order_relaxed));
         free(o);
     }
 }
@@ -310,39 +333,50 @@ pc_cobj *pc_cache_lookup(const char *key, size_t klen, uint64_t hash,
     return o;
 }
 
-/* Evicts one object of shard s (probation tail first); 0 when empty. */
-static int evict_one(shard *s)
+/* Evicts one object of shard s (probation tail first), never `keep`
+ * (the object whose insertion or growth made room necessary); 0 when
+ * there is none. */
+static int evict_one(shard *s, const pc_cobj *keep)
 {
-    pc_cobj *o = s->seg[1].tail ? s->seg[1].tail : s->seg[2].tail;
+    pc_cobj *o = NULL;
+    for (int seg = 1; seg <= 2 && !o; seg++) {
+        o = s->seg[seg].tail;
+        if (o == keep)
+            o = o->prev;
+    }
     if (!o)
         return 0;
     drop(s, o);
     return 1;
 }
 
-static void enforce(shard *own, uint64_t budget)
+static void enforce(shard *own, uint64_t budget, const pc_cobj *keep)
 {
     if (atomic_load(&st.used) <= budget)
         return;
     pthread_mutex_lock(&own->lock);
-    while (atomic_load(&st.used) > budget && evict_one(own))
+    while (atomic_load(&st.used) > budget && evict_one(own, keep))
         ;
     pthread_mutex_unlock(&own->lock);
     /* other shards in turn, one lock at a time */
+    int evicted = 0;
     for (unsigned k = 0; k < PC_CACHE_SHARDS && atomic_load(&st.used) > budget;
          k++) {
         shard *s = &st.s[atomic_fetch_add(&st.evict_cursor, 1) %
                          PC_CACHE_SHARDS];
         pthread_mutex_lock(&s->lock);
         /* a few at a time: spread the loss over the shards */
-        for (int i = 0; i < 8 && atomic_load(&st.used) > budget; i++)
-            if (!evict_one(s))
+        for (int i = 0; i < 8 && atomic_load(&st.used) > budget; i++) {
+            if (!evict_one(s, keep))
                 break;
+            evicted = 1;
+        }
         pthread_mutex_unlock(&s->lock);
-        if (k == PC_CACHE_SHARDS - 1 && atomic_load(&st.used) > budget)
-            k = (unsigned)-1; /* another round; ends when all are empty */
-        if (atomic_load(&st.count) == 0)
-            break;
+        if (k == PC_CACHE_SHARDS - 1 && atomic_load(&st.used) > budget &&
+            evicted) {
+            k = (unsigned)-1; /* another round, while rounds evict */
+            evicted = 0;
+        }
     }
 }
 
@@ -371,8 +405,35 @@ int pc_cache_insert(pc_cobj *o, uint64_t budget)
     atomic_fetch_add(&st.used, o->charge);
     atomic_fetch_add(&st.count, 1);
     pthread_mutex_unlock(&s->lock);
-    enforce(s, budget);
+    enforce(s, budget, o);
     return 1;
+}
+
+int pc_cache_obj_add_coded(pc_cobj *o, unsigned coding, pc_cbody *b,
+                           uint64_t budget)
+{
+    if (coding == 0 || coding >= PC_CACHE_CODINGS || !b)
+        return 0;
+    size_t add = sizeof *b + b->len;
+    shard *s = shard_of(o->hash);
+    int done = 0;
+    pthread_mutex_lock(&s->lock);
+    /* o->seg: still in the store (drop unlinks under this lock), so its
+     * charge, counted in its list and in `used`, is ours to change */
+    if (o->seg && !atomic_load_explicit(&o->coded[coding],
+                                        memory_order_relaxed) &&
+        o->charge + add <= budget) {
+        atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+        atomic_store_explicit(&o->coded[coding], b, memory_order_release);
+        o->charge += add;
+        s->seg[o->seg].bytes += add;
+        atomic_fetch_add(&st.used, add);
+        done = 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (done)
+        enforce(s, budget, o);
+    return done;
 }
 
 size_t pc_cache_invalidate(const char *key, size_t klen, uint64_t hash)

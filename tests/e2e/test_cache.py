@@ -544,6 +544,60 @@ def test_compressed_hit_decodes_to_upstream_bytes(gw):
     assert upstream_count(gw, t) == 1
 
 
+def _decode(enc, data):
+    import gzip
+    import subprocess
+    if enc == "gzip":
+        return gzip.decompress(data)
+    tool = {"br": ["brotli", "-d", "-c"], "zstd": ["zstd", "-d", "-c", "-q"]}[enc]
+    return subprocess.run(tool, input=data, stdout=subprocess.PIPE, check=True).stdout
+
+
+@pytest.mark.parametrize("enc", ["gzip", "br", "zstd"])
+def test_compressed_hits_never_recompress(gw, enc):
+    """Issue: compression of hits is cached per encoding. The miss stores
+    the upstream's identity bytes and, at its end, the body it encoded for
+    this client: every later hit in that coding is those very bytes, sent
+    with a Content-Length (a body being encoded goes chunked). A hit in
+    another coding is encoded once, then served as stored too."""
+    other = "gzip" if enc != "gzip" else "zstd"
+    t = doc("/cz", n=20000, cc="max-age=60", ct="application/json")
+    r1 = get(gw, t, {"Accept-Encoding": enc})
+    assert r1.header("X-Cache") == "MISS" and r1.header("Content-Encoding") == enc
+    assert r1.header("Content-Length") is None  # encoded as it streamed
+    for _ in range(2):
+        r = get(gw, t, {"Accept-Encoding": enc})
+        assert r.header("X-Cache") == "HIT" and r.header("Content-Encoding") == enc
+        assert r.header("Content-Length") == str(len(r1.body))
+        assert r.body == r1.body  # the stored encoding, byte for byte
+    assert _decode(enc, r1.body) == doc_bytes(20000)
+    o1 = get(gw, t, {"Accept-Encoding": other})
+    assert o1.header("X-Cache") == "HIT" and o1.header("Content-Length") is None
+    o2 = get(gw, t, {"Accept-Encoding": other})
+    assert o2.header("Content-Length") == str(len(o1.body)) and o2.body == o1.body
+    assert _decode(other, o2.body) == doc_bytes(20000)
+    h = get(gw, t, {"Accept-Encoding": enc}, method="HEAD")
+    assert h.header("Content-Length") == str(len(r1.body)) and h.body == b""
+    assert h.header("Content-Encoding") == enc
+    ident = get(gw, t)
+    assert ident.header("Content-Encoding") is None and ident.body == doc_bytes(20000)
+    assert upstream_count(gw, t) == 1
+
+
+def test_stored_codings_survive_a_304_refresh_rfc9111_s4_3_4(gw):
+    """A 304 refreshes the stored head and keeps the body (§4.3.4), and with
+    it the codings made from that body; the weak ETag follows the new head."""
+    t = doc("/cz", n=5000, cc="no-cache", etag='"r1"', ct="text/plain")
+    r1 = get(gw, t, {"Accept-Encoding": "gzip"})
+    assert r1.header("ETag") == 'W/"r1"'
+    r2 = get(gw, t, {"Accept-Encoding": "gzip"})  # revalidated: 304 upstream
+    assert r2.header("X-Cache") == "HIT" and r2.header("X-Seq") == "1"
+    assert r2.header("Content-Length") == str(len(r1.body)) and r2.body == r1.body
+    assert r2.header("ETag") == 'W/"r1"'
+    reqs = [e for e in gw.up.requests() if e["target"] == t]
+    assert len(reqs) == 2
+
+
 def admin_post(gw, path, body):
     data = json.dumps(body).encode() if not isinstance(body, bytes) else body
     return request(gw.admin_port, "POST", path, body=data,

@@ -264,6 +264,70 @@ Test(cache_store, eviction_keeps_hot_under_scan, .init = reset, .fini = reset)
     pc_cache_obj_unref(held);
 }
 
+/* A coded body is charged to its object (and the budget) only while the
+ * object is stored, set once, shared by a refreshed copy and released
+ * with the object. */
+Test(cache_store, coded_bodies, .init = reset, .fini = reset)
+{
+    const uint64_t budget = 1 << 20;
+    pc_cobj *o = mk("h /z", "r", "/z", NULL, NULL, 5000);
+    pc_cbody *gz = pc_cache_body_new("gzipped", 7);
+    cr_assert(!pc_cache_obj_add_coded(o, 1, gz, budget), "not stored yet");
+    cr_assert(pc_cache_insert(o, budget));
+    uint64_t before = pc_cache_used();
+    size_t charge = o->charge;
+    cr_assert(!pc_cache_obj_add_coded(o, 0, gz, budget), "identity slot");
+    cr_assert(!pc_cache_obj_add_coded(o, PC_CACHE_CODINGS, gz, budget));
+    cr_assert(pc_cache_obj_add_coded(o, 1, gz, budget));
+    cr_assert_eq(pc_cache_used(), before + sizeof *gz + 7);
+    cr_assert_eq(o->charge, charge + sizeof *gz + 7);
+    pc_cbody *other = pc_cache_body_new("again", 5);
+    cr_assert(!pc_cache_obj_add_coded(o, 1, other, budget), "set once");
+    pc_cache_body_unref(other);
+    cr_assert_eq(pc_cache_obj_coded(o, 1), gz);
+    cr_assert_null(pc_cache_obj_coded(o, 2));
+    cr_assert_null(pc_cache_obj_coded(o, 7));
+    /* a refreshed copy shares it and is charged for it */
+    pc_cobj *n = mk("h /z", "r", "/z", NULL, NULL, 0);
+    pc_cache_obj_set_body(n, o->body);
+    size_t ncharge = n->charge;
+    pc_cache_obj_share_coded(n, o);
+    cr_assert_eq(pc_cache_obj_coded(n, 1), gz);
+    cr_assert_eq(n->charge, ncharge + sizeof *gz + 7);
+    put(n, budget); /* replaces o in the store */
+    cr_assert_eq(pc_cache_count(), 1);
+    cr_assert_eq(pc_cache_used(), n->charge);
+    /* o is out of the store: nothing more is charged to it */
+    pc_cbody *br = pc_cache_body_new("brotli", 6);
+    cr_assert(!pc_cache_obj_add_coded(o, 2, br, budget));
+    pc_cache_body_unref(br);
+    pc_cache_obj_unref(o);
+    cr_assert_eq(atomic_load(&gz->refs), 2); /* ours and n's */
+    pc_cache_body_unref(gz);
+    cr_assert_eq(pc_cache_purge(NULL, NULL), 1);
+    cr_assert_eq(pc_cache_used(), 0);
+}
+
+/* A coding that does not fit the budget with its object is refused; one
+ * that fits makes room by evicting others. */
+Test(cache_store, coded_bodies_within_budget, .init = reset, .fini = reset)
+{
+    const uint64_t budget = 64 << 10;
+    static char big[40000];
+    put(mk("h /a", "r", "/a", NULL, NULL, 20000), budget);
+    put(mk("h /b", "r", "/b", NULL, NULL, 20000), budget);
+    pc_cobj *a = get("h /a", NULL);
+    pc_cbody *b = pc_cache_body_new(big, sizeof big);
+    cr_assert(!pc_cache_obj_add_coded(a, 3, b, 30000), "over the budget");
+    cr_assert(pc_cache_obj_add_coded(a, 3, b, budget));
+    pc_cache_body_unref(b);
+    cr_assert_leq(pc_cache_used(), budget);
+    cr_assert_eq(pc_cache_count(), 1, "b made room for a's coding");
+    pc_cache_obj_unref(a);
+    cr_assert_not_null(a = get("h /a", NULL));
+    pc_cache_obj_unref(a);
+}
+
 Test(cache_store, larger_than_budget_refused, .init = reset, .fini = reset)
 {
     pc_cobj *o = mk("h /big", "r", "/big", NULL, NULL, 60000);
