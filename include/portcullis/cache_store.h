@@ -199,6 +199,19 @@ size_t pc_cache_invalidate(const char *key, size_t klen, uint64_t hash);
 /* Removes the objects of route (NULL: any) and path (NULL: any); how
  * many. */
 size_t pc_cache_purge(const char *route, const char *path);
+/* Purge rules: a purge also marks (route, path, at) — NULL: any — so
+ * that an object stored elsewhere before it (a Redis entry, written by
+ * any instance) is not taken back into this process: pc_cache_purged
+ * says 1 for an object of route and path whose response arrived at or
+ * before a matching rule. Rules older than PC_CACHE_RULE_TTL_S before
+ * `now` are dropped (no Redis entry lives that long); past
+ * PC_CACHE_RULES they collapse into one rule for everything at the
+ * newest time (more misses, never a purged object back). */
+#define PC_CACHE_RULES 256
+#define PC_CACHE_RULE_TTL_S (2 * 86400LL)
+void pc_cache_purge_rule_add(const char *route, const char *path,
+                             long long now);
+int pc_cache_purged(const char *route, const char *path, long long stored_at);
 /* Bytes charged now, objects stored. */
 uint64_t pc_cache_used(void);
 size_t pc_cache_count(void);

@@ -734,6 +734,11 @@ static void redis_got(void *ctx, pc_redis_status st,
                                 req->path);
         if (!o)
             pc_log(PC_LOG_WARN, "cache: a corrupt entry in redis (a miss)");
+        else if (pc_cache_purged(o->route, o->path, o->t.response_time)) {
+            pc_cache_obj_unref(o); /* stored before a purge: a miss, */
+            o = NULL;
+            redis_del(req, s->hash); /* and gone for every instance */
+        }
     }
     if (o) {
         pc_cache_insert(o, budget_of(req)); /* the first level from now on */
@@ -1273,7 +1278,9 @@ static void invalidate_uri(pc_req *req, const char *v)
     char *qq = q ? pc_arena_strndup(req->arena, q, strcspn(q, "#")) : NULL;
     size_t klen;
     char *k = make_key(req, req->host, path, pl, qq, &klen);
-    pc_cache_invalidate(k, klen, pc_cache_hash(k, klen));
+    uint64_t hash = pc_cache_hash(k, klen);
+    pc_cache_invalidate(k, klen, hash);
+    redis_del(req, hash);
 }
 
 static void count(pc_req *req, ca_slot *s)

@@ -417,6 +417,9 @@ static void reply_purge(aconn *c)
         else
             path = json_string_value(v);
     }
+    /* the rule first: a Redis entry older than the purge read by a
+     * worker meanwhile is not taken back */
+    pc_cache_purge_rule_add(route, path, (long long)time(NULL));
     size_t n = pc_cache_purge(route, path);
     json_decref(b);
     reply_json(c, 200, json_pack("{s:I}", "purged", (json_int_t)n));

@@ -478,6 +478,68 @@ size_t pc_cache_purge(const char *route, const char *path)
     return n;
 }
 
+/* ---- purge rules -------------------------------------------------------- */
+
+typedef struct prule {
+    char *route, *path; /* NULL: any */
+    long long at;
+} prule;
+
+static struct {
+    pthread_mutex_t mu;
+    prule v[PC_CACHE_RULES];
+    size_t n;
+} rules = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void rule_free(prule *r)
+{
+    free(r->route);
+    free(r->path);
+    r->route = r->path = NULL;
+}
+
+void pc_cache_purge_rule_add(const char *route, const char *path,
+                             long long now)
+{
+    pthread_mutex_lock(&rules.mu);
+    size_t k = 0;
+    for (size_t i = 0; i < rules.n; i++) {
+        prule *r = &rules.v[i];
+        int same = (!r->route == !route) && (!route || !strcmp(r->route, route)) &&
+                   (!r->path == !path) && (!path || !strcmp(r->path, path));
+        if (same || r->at < now - PC_CACHE_RULE_TTL_S)
+            rule_free(r); /* superseded or outlived every entry */
+        else
+            rules.v[k++] = *r;
+    }
+    rules.n = k;
+    if (rules.n == PC_CACHE_RULES) { /* one rule for everything */
+        for (size_t i = 0; i < rules.n; i++) {
+            if (rules.v[i].at > now)
+                now = rules.v[i].at;
+            rule_free(&rules.v[i]);
+        }
+        rules.n = 0;
+        route = path = NULL;
+    }
+    rules.v[rules.n++] = (prule){route ? pc_xstrdup(route) : NULL,
+                                 path ? pc_xstrdup(path) : NULL, now};
+    pthread_mutex_unlock(&rules.mu);
+}
+
+int pc_cache_purged(const char *route, const char *path, long long stored_at)
+{
+    int hit = 0;
+    pthread_mutex_lock(&rules.mu);
+    for (size_t i = 0; i < rules.n && !hit; i++) {
+        const prule *r = &rules.v[i];
+        hit = stored_at <= r->at && (!r->route || !strcmp(r->route, route)) &&
+              (!r->path || !strcmp(r->path, path));
+    }
+    pthread_mutex_unlock(&rules.mu);
+    return hit;
+}
+
 uint64_t pc_cache_used(void)
 {
     return atomic_load(&st.used);
@@ -492,6 +554,11 @@ void pc_cache_shutdown(void)
 {
     pthread_once(&st.once, store_init);
     pc_cache_purge(NULL, NULL);
+    pthread_mutex_lock(&rules.mu);
+    for (size_t i = 0; i < rules.n; i++)
+        rule_free(&rules.v[i]);
+    rules.n = 0;
+    pthread_mutex_unlock(&rules.mu);
     for (unsigned i = 0; i < PC_CACHE_SHARDS; i++) {
         shard *s = &st.s[i];
         pthread_mutex_lock(&s->lock);

@@ -182,6 +182,65 @@ def test_unsafe_method_removes_the_entry(env, redis):
     helpers.wait_for(lambda: cache_keys(redis) == [], what="the entry deleted")
 
 
+def test_location_invalidation_reaches_redis(env, redis):
+    """RFC 9111 §4.4: a same-origin Location of a successful POST deletes
+    that URI's Redis entry too, so no instance takes it back."""
+    from urllib.parse import urlencode
+    flush(redis)
+    up = env.upstream("a")
+    a = env.gateway(gw_config(up, redis.port), name="gwa")
+    t = doc(cc="max-age=60")
+    get(a, t)
+    helpers.wait_for(lambda: len(cache_keys(redis)) == 1, what="the Redis entry")
+    poster = "/c/%s/doc/10?%s" % (uniq(), urlencode({"loc": "http://e2e.test" + t}))
+    assert request(a.port, "POST", poster, body=b"{}").status == 200
+    helpers.wait_for(lambda: cache_keys(redis) == [], what="the entry deleted")
+
+
+def admin_purge(gw, body):
+    import json
+    return request(gw.admin_port, "POST", "/admin/cache/purge",
+                   body=json.dumps(body).encode(),
+                   headers=[("Content-Type", "application/json")], host="127.0.0.1")
+
+
+@pytest.mark.parametrize("what", ["path", "route", "all"])
+def test_purge_holds_against_redis_contract_s5(env, redis, what):
+    """CONTRACT §5 purge with store: redis: the purged object is not taken
+    back from its Redis entry (written before the purge); that entry is
+    deleted when met; the next response is fetched and stored again."""
+    flush(redis)
+    up = env.upstream("a")
+    a = env.gateway(gw_config(up, redis.port), name="gwa")
+    t = doc(cc="max-age=60")
+    assert get(a, t).header("X-Cache") == "MISS"
+    helpers.wait_for(lambda: len(cache_keys(redis)) == 1, what="the Redis entry")
+    key = cache_keys(redis)[0]
+    body = {"path": t.split("?")[0]} if what == "path" else \
+        {"route": "c"} if what == "route" else {}
+    r = admin_purge(a, body)
+    assert r.status == 200 and json_of(r)["purged"] == 1
+    r = get(a, t)
+    assert r.status == 200 and r.header("X-Cache") == "MISS"
+    assert r.body == doc_bytes(200)
+    assert upstream_count(up, t) == 2
+    assert get(a, t).header("X-Cache") == "HIT"
+    assert upstream_count(up, t) == 2
+    # another path is not touched by a path purge
+    if what == "path":
+        u = doc(cc="max-age=60")
+        get(a, u)
+        helpers.wait_for(lambda: len(cache_keys(redis)) == 2, what="two entries")
+        admin_purge(a, {"path": "/elsewhere"})
+        assert get(a, u).header("X-Cache") == "HIT"
+    assert key in cache_keys(redis)  # stored again after the miss
+
+
+def json_of(r):
+    import json
+    return json.loads(r.body)
+
+
 def test_redis_down_at_start_and_mid_way(env, tmp_path):
     """Redis down = a miss, proxied; the memory level keeps working."""
     up = env.upstream("a")

@@ -328,6 +328,44 @@ Test(cache_store, coded_bodies_within_budget, .init = reset, .fini = reset)
     pc_cache_obj_unref(a);
 }
 
+/* Purge rules: route / path / both / all, at or before the purge time;
+ * the same rule again moves its time; old rules go; too many collapse
+ * into one for everything. */
+Test(cache_store, purge_rules, .init = reset, .fini = reset)
+{
+    pc_cache_shutdown(); /* no rules of other tests */
+    cr_assert(!pc_cache_purged("r", "/a", 100));
+    pc_cache_purge_rule_add(NULL, "/a", 1000);
+    cr_assert(pc_cache_purged("r", "/a", 1000));
+    cr_assert(pc_cache_purged("other", "/a", 999));
+    cr_assert(!pc_cache_purged("r", "/a", 1001), "stored after the purge");
+    cr_assert(!pc_cache_purged("r", "/b", 10));
+    pc_cache_purge_rule_add("r", NULL, 2000);
+    cr_assert(pc_cache_purged("r", "/b", 2000));
+    cr_assert(!pc_cache_purged("s", "/b", 1500));
+    pc_cache_purge_rule_add("s", "/b", 3000);
+    cr_assert(pc_cache_purged("s", "/b", 2500));
+    cr_assert(!pc_cache_purged("s", "/c", 2500));
+    pc_cache_purge_rule_add(NULL, "/a", 4000); /* moves the first rule */
+    cr_assert(pc_cache_purged("x", "/a", 3999));
+    /* two days on, the old rules are dropped */
+    pc_cache_purge_rule_add(NULL, "/z", 3500 + PC_CACHE_RULE_TTL_S);
+    cr_assert(!pc_cache_purged("s", "/b", 2500));
+    cr_assert(pc_cache_purged("x", "/a", 3999), "within two days");
+    /* full: one rule for everything at the newest time */
+    long long t = 10 * PC_CACHE_RULE_TTL_S;
+    char p[32];
+    for (int i = 0; i < PC_CACHE_RULES + 1; i++) {
+        snprintf(p, sizeof p, "/p%d", i);
+        pc_cache_purge_rule_add(NULL, p, t + i);
+    }
+    cr_assert(pc_cache_purged("any", "/never-purged", t + PC_CACHE_RULES - 1));
+    cr_assert(!pc_cache_purged("any", "/never-purged", t + PC_CACHE_RULES + 1));
+    cr_assert(pc_cache_purged("any", "/p256", t + PC_CACHE_RULES));
+    pc_cache_shutdown();
+    cr_assert(!pc_cache_purged("any", "/p256", 0));
+}
+
 Test(cache_store, larger_than_budget_refused, .init = reset, .fini = reset)
 {
     pc_cobj *o = mk("h /big", "r", "/big", NULL, NULL, 60000);
