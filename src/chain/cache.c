@@ -718,6 +718,8 @@ static void redis_del(pc_req *req, uint64_t hash)
                         redis_ignore, &nothing, 0);
 }
 
+static void conditional(pc_req *req, ca_slot *s);
+
 static void redis_got(void *ctx, pc_redis_status st,
                       const struct redisReply *rep)
 {
@@ -752,6 +754,11 @@ static void redis_got(void *ctx, pc_redis_status st,
             }
             if (u == U_SWR_LEAD) /* we go upstream ourselves */
                 atomic_store(&o->revalidating, 0);
+            /* stale or to be validated: as a local one, revalidated with
+             * its validators (a 304 serves it), kept for stale-if-error */
+            s->stale = o; /* our reference */
+            conditional(req, s);
+            o = NULL;
         }
         pc_cache_obj_unref(o);
     }
@@ -1067,6 +1074,26 @@ static int has_header(const pc_req *req, const char *name)
     return pc_req_header(req, name) != NULL;
 }
 
+/* §4.3.1: the request goes upstream with the validators of the stored
+ * response s->stale, unless the client sent its own conditions (then its
+ * 304 is its own). */
+static void conditional(pc_req *req, ca_slot *s)
+{
+    if (!(req->method_bit & PC_M_GET) || has_header(req, "if-none-match") ||
+        has_header(req, "if-modified-since"))
+        return;
+    if (s->stale->etag)
+        pc_headers_add(&req->gw_headers, req->arena, "If-None-Match", 13,
+                       s->stale->etag, strlen(s->stale->etag));
+    else if (s->stale->last_modified)
+        pc_headers_add(&req->gw_headers, req->arena, "If-Modified-Since", 17,
+                       s->stale->last_modified,
+                       strlen(s->stale->last_modified));
+    else
+        return;
+    s->cond = 1;
+}
+
 static pc_verdict ca_on_request(pc_req *req)
 {
     const ca_policy *pol = pc_chain_route_policy(req, req->stage);
@@ -1120,22 +1147,7 @@ static pc_verdict ca_on_request(pc_req *req)
         return PC_DONE;
     }
     if (s->stale) {
-        /* §4.3.1: validators of the stored response, unless the client
-         * sent its own conditions (then its 304 is its own) */
-        if ((req->method_bit & PC_M_GET) &&
-            !has_header(req, "if-none-match") &&
-            !has_header(req, "if-modified-since") &&
-            (s->stale->etag || s->stale->last_modified)) {
-            if (s->stale->etag)
-                pc_headers_add(&req->gw_headers, req->arena, "If-None-Match",
-                               13, s->stale->etag, strlen(s->stale->etag));
-            else
-                pc_headers_add(&req->gw_headers, req->arena,
-                               "If-Modified-Since", 17,
-                               s->stale->last_modified,
-                               strlen(s->stale->last_modified));
-            s->cond = 1;
-        }
+        conditional(req, s);
         return PC_NEXT;
     }
     if (!(req->method_bit & PC_M_GET) || s->rcc.no_cache || s->rcc.no_store ||

@@ -197,6 +197,24 @@ def test_location_invalidation_reaches_redis(env, redis):
     helpers.wait_for(lambda: cache_keys(redis) == [], what="the entry deleted")
 
 
+def test_stale_redis_entry_is_revalidated_rfc9111_s4_3_1(env, redis):
+    """A stale entry read from Redis is revalidated with its validators
+    (§4.3.1) like a stale local one: a 304 serves the stored body, which is
+    not fetched again."""
+    up = env.upstream("a")
+    a = env.gateway(gw_config(up, redis.port), name="gwa")
+    b = env.gateway(gw_config(up, redis.port), name="gwb")
+    t = doc(2000, cc="max-age%3D1,stale-if-error%3D600", etag='"v"')
+    assert get(a, t).header("X-Cache") == "MISS"
+    time.sleep(1.6)
+    r = get(b, t)
+    assert r.status == 200 and r.header("X-Cache") == "HIT", r
+    assert r.body == doc_bytes(2000)
+    reqs = [e for e in up.requests() if e["target"] == t]
+    assert len(reqs) == 2
+    assert helpers.req_headers(reqs[1]).get("if-none-match") == ['"v"']
+
+
 def admin_purge(gw, body):
     import json
     return request(gw.admin_port, "POST", "/admin/cache/purge",
