@@ -15,7 +15,10 @@
 # WARMUP (default 1s), THREADS (wrk threads, 2), CONNS (connections, 64),
 # TARGETS (default "bare local cluster nginx-limit"; also local-429 and
 # cluster-429: a limit of 1 per hour, so every measured request is a 429
-# `rate_limited`, what a rejection costs), REDIS_SERVER,
+# `rate_limited`, what a rejection costs; and cluster-keys: `key:
+# header:X-Client` with a different X-Client on every request (a wrk
+# script), so that no two requests in flight share a key and none share a
+# Redis call: the worst case of the cluster scope), REDIS_SERVER,
 # PORTCULLIS, NGINX.
 set -euo pipefail
 
@@ -86,6 +89,7 @@ for t in $TARGETS; do
     cluster) pc_conf "$dir" "$p" "$a" "    rate_limit: $LIMIT, scope: cluster}" ;;
     local-429) pc_conf "$dir" "$p" "$a" "    rate_limit: {rate: 1, per: 1h, burst: 1, scope: local}" ;;
     cluster-429) pc_conf "$dir" "$p" "$a" "    rate_limit: {rate: 1, per: 1h, burst: 1, scope: cluster}" ;;
+    cluster-keys) pc_conf "$dir" "$p" "$a" "    rate_limit: $LIMIT, scope: cluster, key: \"header:X-Client\"}" ;;
     nginx-limit)
         write_nginx_proxy_conf "$dir" 1 "$p" "$tp" "$UP_PORT" \
             "            limit_req zone=perip burst=1000000000 nodelay;"
@@ -111,6 +115,17 @@ if [[ " $TARGETS " == *" cluster "* ]]; then
         die "cluster target sent no RateLimit headers: $h"
 fi
 
+# cluster-keys: every request its own key (the counter is per wrk thread;
+# the thread's table address makes it unique across threads)
+cat >"$TMP/keys.lua" <<'EOF'
+local n = 0
+local me = tostring({}):sub(8)
+request = function()
+    n = n + 1
+    return wrk.format(nil, nil, {["X-Client"] = me .. "-" .. n})
+end
+EOF
+
 to_ms() { # wrk latency (12.3us, 1.2ms, 1.1s) in ms
     awk -v v="$1" 'BEGIN {
         n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
@@ -124,13 +139,15 @@ for r in $(seq "$RUNS"); do
     # shellcheck disable=SC2086 # TARGETS is a word list
     for t in $(rotate "$r" $TARGETS); do
         url="http://127.0.0.1:${PORT[$t]}/small"
-        wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1
+        script=()
+        [ "$t" = cluster-keys ] && script=(-s "$TMP/keys.lua")
+        wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "${script[@]}" "$url" >/dev/null 2>&1
         kids=0
         [ "$t" = nginx-limit ] && kids=1
         # shellcheck disable=SC2046 # one PID per word
         pb=$(cpu_ticks $(cpu_pids "${PID[$t]}" $kids))
         rb=$(cpu_ticks "$REDIS_PID")
-        out=$(wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url")
+        out=$(wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "${script[@]}" "$url")
         ra=$(cpu_ticks "$REDIS_PID")
         # shellcheck disable=SC2046
         pa=$(cpu_ticks $(cpu_pids "${PID[$t]}" $kids))

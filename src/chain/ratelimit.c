@@ -27,6 +27,7 @@
  * master): redis.on_error: allow lets the request through without
  * RateLimit-* headers, deny answers 503 upstream_unavailable with
  * Retry-After: 1. */
+#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -63,9 +64,31 @@ typedef struct rl_slot {
     pc_bucket_decision d;
 } rl_slot;
 
+/* scope: cluster: the decisions of one key gathered in one event-loop
+ * turn, sent as one script call (see "scope: cluster" below). */
+#define RL_BATCH_MAX 64
+#define RL_BATCH_SLOTS 64
+#define RL_KEY_MAX 256
+
+typedef struct rl_batch rl_batch;
+struct rl_batch {
+    rl_batch *next;     /* hash chain of the turn */
+    rl_batch *all;      /* every batch of the turn */
+    uint64_t hash;
+    pc_bucket_rate rate; /* the policy's, compared too */
+    uint32_t n;
+    size_t klen;
+    char key[RL_KEY_MAX];
+    pc_wait w[RL_BATCH_MAX];
+};
+
 typedef struct worker_state {
     EVP_MD_CTX *md; /* long key values: SHA-256, context reused */
     EVP_MD *sha256;
+    pc_loop *loop;
+    struct event *flush;            /* sends the turn's batches */
+    rl_batch *slot[RL_BATCH_SLOTS]; /* this turn's batches by key hash */
+    rl_batch *all, **tail;          /* in order; NULL: none pending */
 } worker_state;
 
 #define INLINE_MAX (PC_BUCKET_KEY_MAX - 1)
@@ -242,8 +265,8 @@ static void *rl_configure_route(const pc_node *n, pc_config *c, pc_route *r,
 
 static void *rl_worker_init(pc_loop *l)
 {
-    (void)l;
     worker_state *s = pc_xcalloc(1, sizeof *s);
+    s->loop = l;
     s->md = EVP_MD_CTX_new();
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!s->md || !s->sha256) {
@@ -257,6 +280,13 @@ static void *rl_worker_init(pc_loop *l)
 static void rl_worker_free(void *p)
 {
     worker_state *s = p;
+    while (s->all) { /* never sent: their requests are being torn down */
+        rl_batch *b = s->all;
+        s->all = b->all;
+        free(b);
+    }
+    if (s->flush)
+        event_free(s->flush);
     EVP_MD_CTX_free(s->md);
     EVP_MD_free(s->sha256);
     free(s);
@@ -365,19 +395,27 @@ static void refuse(pc_req *req, const rl_policy *r, const rl_slot *slot)
 
 /* ---- scope: cluster ---------------------------------------------------- */
 
-/* One decision, atomically, on Redis's clock (TIME, microseconds): the
- * deficit arithmetic of lib/bucket.c in doubles, exact because cap <=
- * 2^53 (checked at load). State: the string "DEFICIT LAST" (units missing
- * to a full bucket, and when, in microseconds), written with %.0f so that
- * no digit is lost; a missing key is a full bucket, so the key expires
- * (PX) once the bucket would be full again. A refusal writes nothing.
- * Three calls (TIME, GET, SET): a hash with HSET + PEXPIRE cost Redis
- * about a third more CPU per decision. Returns {allowed, d}. */
+/* The decisions of N requests for one key, in order, atomically, on
+ * Redis's clock (TIME, microseconds): the deficit arithmetic of
+ * lib/bucket.c in doubles, exact because cap <= 2^53 (checked at load).
+ * State: the string "DEFICIT LAST" (units missing to a full bucket, and
+ * when, in microseconds), written with %.0f so that no digit is lost; a
+ * missing key is a full bucket, so the key expires (PX) once the bucket
+ * would be full again. The N requests see the same instant: the first K
+ * that fit take a token each, one after the other, and the rest are
+ * refused (a refusal takes nothing, so once one is refused every later
+ * one is too) — the very decisions N separate calls would have made at
+ * that instant. Nothing is written when K is 0. Three calls (TIME, GET,
+ * SET): a hash with HSET + PEXPIRE cost Redis about a third more CPU per
+ * call. Returns {K, D0}: D0 the deficit before the first admission, so
+ * request i (from 0) was admitted when i < K, and left the deficit
+ * D0 + min(i + 1, K) * per. */
 static const char SCRIPT[] =
     "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
     "local rate = tonumber(ARGV[1])\n"
     "local per = tonumber(ARGV[2])\n"
     "local cap = tonumber(ARGV[3])\n"
+    "local n = tonumber(ARGV[4]) or 1\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local d, last = 0, now\n"
@@ -392,11 +430,12 @@ static const char SCRIPT[] =
     "end\n"
     "if d > cap then d = cap end\n"
     "if now > last then last = now end\n"
-    "if cap - d < per then return {0, d} end\n"
-    "d = d + per\n"
+    "local d0, k = d, 0\n"
+    "while k < n and cap - d >= per do d = d + per; k = k + 1 end\n"
+    "if k == 0 then return {0, d0} end\n"
     "redis.call('SET', KEYS[1], string.format('%.0f %.0f', d, last), 'PX',\n"
     "           math.floor(d / rate / 1000) + 1)\n"
-    "return {1, d}\n";
+    "return {k, d0}\n";
 
 static pc_redis_script script;
 static pthread_once_t script_once = PTHREAD_ONCE_INIT;
@@ -463,62 +502,138 @@ static pc_verdict unavailable(pc_req *req, const rl_policy *r, unsigned why)
     return PC_DONE;
 }
 
-static void cluster_done(void *ctx, pc_redis_status st,
-                         const struct redisReply *rep)
+/* The reply for batch b (its requests in order): each request still
+ * waiting gets its own decision, or on_error. */
+static void batch_done(void *ctx, pc_redis_status st,
+                       const struct redisReply *rep)
 {
-    pc_wait w;
-    memcpy(&w, ctx, sizeof w);
-    pc_req *req = pc_wait_take(w);
-    if (!req)
-        return; /* the client left: nothing of the request is touched */
-    const rl_policy *r = pc_chain_policy(req, req->stage);
-    long long allowed = -1, deficit = -1;
-    rl_slot *slot = pc_arena_alloc(req->arena, sizeof *slot);
+    rl_batch *b;
+    memcpy(&b, ctx, sizeof b);
+    long long k = -1, d0 = -1;
+    const pc_bucket_rate *rt = &b->rate;
     /* range-checked before any cast: a reply is not trusted */
-    int ok = st == PC_REDIS_OK &&
-             pc_redis_reply_pair(rep, &allowed, &deficit) == 0 &&
-             (allowed == 0 || allowed == 1) && deficit >= 0 &&
-             pc_bucket_decide(&r->rate, (uint64_t)deficit, (int)allowed,
-                              &slot->d) == 0;
-    if (!ok) {
-        if (st == PC_REDIS_OK)
-            pc_log(PC_LOG_WARN, "rate_limit: unexpected reply from the "
-                                "redis script (on_error applies)");
-        unsigned why = st == PC_REDIS_TIMEOUT ? PC_METRICS_REDIS_TIMEOUT
-                       : st == PC_REDIS_DOWN  ? PC_METRICS_REDIS_DOWN
-                                              : PC_METRICS_REDIS_ERROR;
-        if (unavailable(req, r, why) == PC_NEXT)
+    int ok = st == PC_REDIS_OK && pc_redis_reply_pair(rep, &k, &d0) == 0 &&
+             k >= 0 && (uint64_t)k <= b->n && d0 >= 0 &&
+             (uint64_t)d0 <= rt->cap &&
+             (uint64_t)k <= (rt->cap - (uint64_t)d0) / rt->per_us;
+    if (st == PC_REDIS_OK && !ok)
+        pc_log(PC_LOG_WARN, "rate_limit: unexpected reply from the redis "
+                            "script (on_error applies)");
+    unsigned why = st == PC_REDIS_TIMEOUT ? PC_METRICS_REDIS_TIMEOUT
+                   : st == PC_REDIS_DOWN  ? PC_METRICS_REDIS_DOWN
+                                          : PC_METRICS_REDIS_ERROR;
+    for (uint32_t i = 0; i < b->n; i++) {
+        pc_req *req = pc_wait_take(b->w[i]);
+        if (!req)
+            continue; /* the client left: nothing of it is touched */
+        const rl_policy *r = pc_chain_policy(req, req->stage);
+        rl_slot *slot = pc_arena_alloc(req->arena, sizeof *slot);
+        int allowed = ok && i < (uint64_t)k;
+        uint64_t taken = allowed ? i + 1 : (uint64_t)(ok ? k : 0);
+        if (!ok || !r ||
+            pc_bucket_decide(&r->rate,
+                             (uint64_t)d0 + taken * rt->per_us, allowed,
+                             &slot->d) != 0) {
+            if (!r || unavailable(req, r, why) == PC_NEXT)
+                pc_chain_resume(req, PC_NEXT);
+            continue;
+        }
+        pc_req_set_slot(req, req->stage, slot);
+        if (slot->d.allowed)
             pc_chain_resume(req, PC_NEXT);
-        return;
+        else
+            refuse(req, r, slot);
     }
-    pc_req_set_slot(req, req->stage, slot);
-    if (slot->d.allowed)
-        pc_chain_resume(req, PC_NEXT);
-    else
-        refuse(req, r, slot);
+    free(b);
 }
 
+/* Sends the turn's batches: one script call each. A batch that cannot
+ * be sent gets on_error at once. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_state *ws = arg;
+    rl_batch *list = ws->all;
+    ws->all = NULL;
+    ws->tail = &ws->all;
+    memset(ws->slot, 0, sizeof ws->slot);
+    pthread_once(&script_once, script_init);
+    while (list) {
+        rl_batch *b = list;
+        list = b->all;
+        char a[4][24];
+        const char *args[4] = {a[0], a[1], a[2], a[3]};
+        size_t lens[4];
+        uint64_t v[4] = {b->rate.rate, b->rate.per_us, b->rate.cap, b->n};
+        for (int i = 0; i < 4; i++)
+            lens[i] = (size_t)snprintf(a[i], sizeof a[i], "%llu",
+                                       (unsigned long long)v[i]);
+        pc_redis *rc = ws->loop->redis;
+        if (rc && pc_redis_eval(rc, &script, b->key, b->klen, 4, args, lens,
+                                batch_done, &b, sizeof b) == 0)
+            continue;
+        batch_done(&b, PC_REDIS_DOWN, NULL);
+    }
+}
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* scope: cluster. The request waits for its decision; decisions of one
+ * key (and limit) made in the same event-loop turn — requests read from
+ * many connections in one pass — go to Redis as one script call at the
+ * end of the turn (flush_cb, an event activated by the turn's first
+ * decision, runs after the turn's other ready events), up to
+ * RL_BATCH_MAX per call. Each request still gets the decision a call of
+ * its own would have given at that instant (the script applies them in
+ * order), so limits stay exact across instances; what is saved is
+ * Redis's per-call cost for hot keys. */
 static pc_verdict cluster_take(pc_req *req, const rl_policy *r)
 {
-    char key[256], a[3][24];
-    const char *args[3] = {a[0], a[1], a[2]};
-    size_t lens[3];
+    worker_state *ws = req->loop->stage_state[req->stage];
+    char key[RL_KEY_MAX];
     size_t klen = cluster_key(req, r, key, sizeof key);
-    pc_redis *rc = req->loop->redis;
-    if (!klen || !rc)
+    if (!klen || !req->loop->redis || !ws || !req->loop->base)
         return unavailable(req, r, PC_METRICS_REDIS_ERROR);
-    pthread_once(&script_once, script_init);
-    uint64_t v[3] = {r->rate.rate, r->rate.per_us, r->rate.cap};
-    for (int i = 0; i < 3; i++)
-        lens[i] = (size_t)snprintf(a[i], sizeof a[i], "%llu",
-                                   (unsigned long long)v[i]);
-    pc_wait w = pc_wait_begin(req, NULL);
-    if (pc_redis_eval(rc, &script, key, klen, 3, args, lens, cluster_done, &w,
-                      sizeof w) == 0)
-        return PC_WAIT;
-    req->stage_ns = 0; /* the chain times this stage itself: not twice */
-    pc_wait_take(w);
-    return unavailable(req, r, PC_METRICS_REDIS_DOWN);
+    if (!ws->flush &&
+        !(ws->flush = event_new(req->loop->base, -1, 0, flush_cb, ws)))
+        return unavailable(req, r, PC_METRICS_REDIS_ERROR);
+    uint64_t h = key_hash(key, klen);
+    rl_batch **pp = &ws->slot[h % RL_BATCH_SLOTS], *b;
+    while ((b = *pp) && !(b->hash == h && b->klen == klen &&
+                          !memcmp(b->key, key, klen) &&
+                          !memcmp(&b->rate, &r->rate, sizeof b->rate)))
+        pp = &b->next;
+    if (!b || b->n == RL_BATCH_MAX) {
+        if (b) /* full: a new one takes its place in the chain */
+            *pp = b->next;
+        pp = &ws->slot[h % RL_BATCH_SLOTS];
+        b = malloc(sizeof *b);
+        if (!b)
+            return unavailable(req, r, PC_METRICS_REDIS_ERROR);
+        b->hash = h;
+        b->rate = r->rate;
+        b->n = 0;
+        b->klen = klen;
+        memcpy(b->key, key, klen);
+        b->next = *pp;
+        *pp = b;
+        if (!ws->all) {
+            event_active(ws->flush, 0, 0);
+            ws->tail = &ws->all;
+        }
+        b->all = NULL;
+        *ws->tail = b;
+        ws->tail = &b->all;
+    }
+    b->w[b->n++] = pc_wait_begin(req, NULL);
+    return PC_WAIT;
 }
 
 static pc_verdict rl_on_request(pc_req *req)

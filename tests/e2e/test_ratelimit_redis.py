@@ -107,6 +107,55 @@ def test_two_gateways_share_one_bucket(env, redis):
     assert got.count(200) <= 3, got
 
 
+def burst_of_requests(port, path, n):
+    """n connections, each sends one GET at once (all sent before any is
+    read), so that the gateway reads many in one event-loop turn; returns
+    [(status, RateLimit-Remaining)]."""
+    import http.client
+    import socket
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    req = ("GET %s HTTP/1.1\r\nHost: e2e.test\r\n\r\n" % path).encode()
+    for s in socks:
+        s.sendall(req)
+    out = []
+    for s in socks:
+        s.settimeout(10)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        r.read()
+        out.append((r.status, r.getheader("RateLimit-Remaining")))
+        s.close()
+    return out
+
+
+def test_concurrent_decisions_stay_exact(env, redis):
+    """Decisions of one key read in one event-loop turn go to Redis as one
+    script call (docs/configuration.md "rate_limit"): still exactly `burst`
+    admitted between two processes, each admitted request with its own
+    RateLimit-Remaining, every refused one with 0."""
+    up = env.upstream("a")
+    conf = {"address": "127.0.0.1:%d" % redis.port, "timeout": "2s"}
+    rts = [route("many", "/many", rate=1, per="1h", burst=50, key="route")]
+    g1 = env.gateway(gw_config(up, conf, routes=rts, workers=1), name="gw1")
+    g2 = env.gateway(gw_config(up, conf, routes=rts, workers=2), name="gw2")
+    c = redis.client()
+    c.call("DEL", "{pc:rl:many:route}")
+    c.close()
+    mark = up.mark()
+    res = {}
+    ts = [threading.Thread(target=lambda g=g: res.__setitem__(g.port, burst_of_requests(g.port, "/many", 60)))
+          for g in (g1, g2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    got = res[g1.port] + res[g2.port]
+    ok = [int(rem) for st, rem in got if st == 200]
+    assert len(ok) == 50 and sorted(ok) == list(range(50)), sorted(ok)
+    assert all(st == 429 and rem == "0" for st, rem in got if st != 200), got
+    assert len(up.since(mark, "req")) == 50
+
+
 def test_headers_as_the_local_scope(env, redis):
     up = env.upstream("a")
     gw = env.gateway(gw_config(up, {"address": "127.0.0.1:%d" % redis.port,

@@ -513,7 +513,9 @@ Test(redis, reply_after_the_client_left_is_dropped)
 }
 
 /* A request still waiting when the client is freed (a reload's changed
- * redis block) is answered by on_error before the free returns. */
+ * redis block) is answered by on_error before the free returns once its
+ * decision was sent (the end of the turn it came in), or at the end of
+ * that turn when there is no client any more. */
 Test(redis, client_freed_answers_pending)
 {
     uint16_t port;
@@ -522,9 +524,18 @@ Test(redis, client_freed_answers_pending)
     fake_env *e = cluster_env(port, "deny", &base);
     pc_req *req = fake_req_new(e, "GET", "/r", "gw.test");
     cr_assert_eq(fake_run(req).verdict, PC_WAIT);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* the turn ends: sent */
+    cr_assert_eq(fake_rec_of(req)->resp_status, 0, "still waiting");
+    /* another one, not sent yet when the client goes */
+    pc_req *later = fake_req_new(e, "GET", "/r", "gw.test");
+    cr_assert_eq(fake_run(later).verdict, PC_WAIT);
     pc_redis_free(e->worker.redis);
     e->worker.redis = NULL;
     cr_expect_eq(fake_rec_of(req)->resp_status, 503);
+    cr_expect_eq(fake_rec_of(later)->resp_status, 0);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* its turn ends */
+    cr_expect_eq(fake_rec_of(later)->resp_status, 503);
+    fake_req_free(later);
     fake_req_free(req);
     cluster_env_free(e, base);
     close(lfd);
@@ -545,11 +556,15 @@ Test(redis, refused_connection_applies_on_error_at_once)
         loop_until(base, answered, req, 1000);
     cr_expect_eq(fake_rec_of(req)->resp_status, 503);
     fake_req_free(req);
-    /* now in backoff: synchronous */
+    /* now in backoff: decided at the end of the turn, not after the
+     * timeout (50 ms) */
     req = fake_req_new(e, "GET", "/r", "gw.test");
     res = fake_run(req);
-    cr_expect_eq(res.verdict, PC_DONE);
+    cr_expect_eq(res.verdict, PC_WAIT);
+    loop_until(base, answered, req, 1000);
     cr_expect_eq(fake_rec_of(req)->resp_status, 503);
+    cr_expect_eq(pc_redis_get_stats(e->worker.redis)->timeouts, 0,
+                 "refused at once, not timed out");
     fake_req_free(req);
     cluster_env_free(e, base);
 }
