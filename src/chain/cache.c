@@ -65,6 +65,8 @@
 #define MAX_VARY 8
 #define VARY_VALUE_MAX 512
 #define MAX_TTL_S (10ull * 365 * 86400)
+/* stored bodies from this size on are sent by reference, not copied */
+#define ZERO_COPY_MIN 2048
 
 /* store: redis: objects whose Redis form is larger stay local only; a
  * Redis entry lives at most this long (the freshness left plus the
@@ -117,8 +119,7 @@ typedef struct ca_slot {
     pc_cobj *replace;     /* served instead of the upstream's body */
     const pc_cobj *serving; /* serve(): the object answering (borrowed) */
     pc_cobj *stored;      /* the object this miss stored (its codings) */
-    const char *coded;    /* the body taken in a content coding */
-    size_t coded_len;
+    const pc_cbody *coded; /* the body taken in a content coding */
     pc_body_codings offer; /* resp->codings of a hit or a stored miss */
     char *buf;            /* body being collected (malloc) */
     size_t len, cap;
@@ -436,8 +437,7 @@ static const char *codings_take(pc_req *req, void *ctx, unsigned coding,
     const pc_cbody *b = o ? pc_cache_obj_coded(o, coding) : NULL;
     if (!b)
         return NULL;
-    s->coded = b->data;
-    s->coded_len = b->len;
+    s->coded = b;
     *len = b->len;
     return b->data;
 }
@@ -467,6 +467,38 @@ static void offer(ca_slot *s, pc_resp *resp)
     resp->codings = &s->offer;
 }
 
+static void body_unref(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    pc_cache_body_unref(arg);
+}
+
+/* Sends a stored body. Without body filters (nothing re-encodes it on
+ * the way) a large one is not copied: the output buffer references the
+ * stored block, which holds a reference until the bytes are written (an
+ * eviction or purge meanwhile frees nothing). Small ones are copied:
+ * cheaper than a chain of their own. */
+static void send_body(pc_req *req, const pc_cbody *b)
+{
+    if (b->len >= ZERO_COPY_MIN && !pc_chain_has_filters(req) &&
+        req->sink->body_move) {
+        struct evbuffer *buf = evbuffer_new();
+        pc_cbody *mb = (pc_cbody *)b; /* the count only */
+        atomic_fetch_add_explicit(&mb->refs, 1, memory_order_relaxed);
+        if (buf && evbuffer_add_reference(buf, b->data, b->len, body_unref,
+                                          mb) == 0) {
+            req->sink->body_move(req, buf, b->len);
+            evbuffer_free(buf);
+            return;
+        }
+        pc_cache_body_unref(mb);
+        if (buf)
+            evbuffer_free(buf);
+    }
+    req->sink->body(req, b->data, b->len);
+}
+
 /* Answers req from o (a reference the caller keeps until this returns).
  * req is gone afterwards. */
 static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
@@ -490,9 +522,9 @@ static void serve(pc_req *req, ca_slot *s, const pc_cobj *o)
     if (req->method_bit & PC_M_HEAD)
         ;
     else if (s->coded)
-        req->sink->body(req, s->coded, s->coded_len);
+        send_body(req, s->coded);
     else if (o->body && o->body->len)
-        req->sink->body(req, o->body->data, o->body->len);
+        send_body(req, o->body);
     req->sink->end(req);
 }
 
@@ -791,7 +823,7 @@ static pc_body_status ca_filter(pc_req *req, unsigned slot, const char *data,
             return PC_BODY_OK;
         const pc_cbody *b = s->replace->body;
         if (s->coded)
-            pc_body_next(req, slot, s->coded, s->coded_len, 0);
+            pc_body_next(req, slot, s->coded->data, s->coded->len, 0);
         else if (b && b->len)
             pc_body_next(req, slot, b->data, b->len, 0);
         return pc_body_next(req, slot, NULL, 0, 1);
@@ -1104,14 +1136,13 @@ static pc_verdict ca_on_request(pc_req *req)
     s->self = req->stage;
     s->pol = pol;
     pc_req_set_slot(req, req->stage, s);
-    pc_body_filter_add(req, req->stage, &ca_body);
     s->key = make_key(req, req->host, req->path, req->pathlen, req->query,
                       &s->klen);
     s->hash = pc_cache_hash(s->key, s->klen);
     if (!(req->method_bit & pol->methods)) {
         s->unsafe = unsafe_method(req->method_bit);
         s->result = R_BYPASS;
-        return PC_NEXT;
+        return PC_NEXT; /* nothing to store or replace: no filter */
     }
     cc_of(&req->headers, &s->rcc);
     if (!pc_req_header(req, "cache-control")) {
@@ -1141,6 +1172,9 @@ static pc_verdict ca_on_request(pc_req *req)
         }
         s->stale = o;
     }
+    /* not answered from memory now: the response may be stored or
+     * replaced (a hit served above has no filter of ours) */
+    pc_body_filter_add(req, req->stage, &ca_body);
     if (s->rcc.only_if_cached) { /* §5.2.1.7 */
         req->sink->error(req, PC_ERR_GATEWAY_TIMEOUT,
                          "only-if-cached: no stored response");

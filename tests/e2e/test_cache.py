@@ -598,6 +598,31 @@ def test_stored_codings_survive_a_304_refresh_rfc9111_s4_3_4(gw):
     assert len(reqs) == 2
 
 
+def test_large_hit_outlives_a_purge_while_being_sent(gw):
+    """A large hit is sent from the stored block itself (no copy); a purge
+    while the client reads slowly frees nothing under it: every byte
+    arrives (ASan watches the gateway)."""
+    import http.client
+    t = doc("/cz", n=900000, cc="max-age=60", ct="application/octet-stream")
+    assert get(gw, t).header("X-Cache") == "MISS"
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", gw.port))
+    s.sendall(helpers.build_request("GET", t))
+    time.sleep(0.3)  # the gateway has queued the whole body by reference
+    r = admin_post(gw, "/admin/cache/purge", {"path": t.split("?")[0]})
+    assert r.status == 200 and json.loads(r.body)["purged"] == 1
+    s.settimeout(10)
+    resp = http.client.HTTPResponse(s)
+    resp.begin()
+    assert resp.status == 200 and resp.getheader("X-Cache") == "HIT"
+    assert resp.getheader("Content-Length") == "900000"
+    assert resp.read() == doc_bytes(900000)
+    s.close()
+    assert get(gw, t).header("X-Cache") == "MISS"
+    assert gw.alive()
+
+
 def admin_post(gw, path, body):
     data = json.dumps(body).encode() if not isinstance(body, bytes) else body
     return request(gw.admin_port, "POST", path, body=data,
