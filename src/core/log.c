@@ -524,6 +524,13 @@ static size_t junit(const unsigned char *p, char e[6], size_t *in)
     return n;
 }
 
+/* Bytes copied as they are inside a JSON string: printable ASCII but the
+ * quote and the backslash. */
+static int plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 size_t pc_log_jstr(char *out, size_t max, const char *s, int *cut)
 {
     if (!s) {
@@ -533,6 +540,24 @@ size_t pc_log_jstr(char *out, size_t max, const char *s, int *cut)
     size_t n = 0;
     out[n++] = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        /* a run of plain bytes in one copy (the common case: all of it) */
+        const unsigned char *q = p;
+        while (plain_byte(*q))
+            q++;
+        if (q > p) {
+            size_t run = (size_t)(q - p);
+            size_t room = max > n + 1 ? max - n - 1 : 0;
+            if (run > room) {
+                memcpy(out + n, p, room);
+                n += room;
+                *cut = 1;
+                break;
+            }
+            memcpy(out + n, p, run);
+            n += run;
+            p = q;
+            continue;
+        }
         char e[6];
         size_t in;
         size_t el = junit(p, e, &in);
@@ -549,23 +574,42 @@ size_t pc_log_jstr(char *out, size_t max, const char *s, int *cut)
 }
 
 /* A bounded writer: the caller sizes every piece so that it fits (fixed
- * shares below); `room` is only a backstop. */
+ * shares below); `room` is only a backstop. No printf: a line is written
+ * for every request, on the worker's thread. */
 typedef struct lbuf {
     char *p;
     size_t n, cap;
     int cut;
 } lbuf;
 
-static void lput(lbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void lput(lbuf *b, const char *fmt, ...)
+static void lput(lbuf *b, const char *s, size_t len)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    if (m > 0)
-        b->n += (size_t)m < b->cap - b->n ? (size_t)m : b->cap - b->n - 1;
+    size_t room = b->cap - b->n - 1;
+    if (len > room)
+        len = room;
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+}
+
+#define LIT(b, s) lput((b), (s), sizeof(s) - 1)
+
+static void lu64(lbuf *b, uint64_t v)
+{
+    char t[20], *p = t + sizeof t;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    lput(b, p, (size_t)(t + sizeof t - p));
+}
+
+static void lint(lbuf *b, int v)
+{
+    if (v < 0) {
+        LIT(b, "-");
+        lu64(b, (uint64_t)(-(int64_t)v));
+    } else {
+        lu64(b, (uint64_t)v);
+    }
 }
 
 /* Share of the line each string field but path may take (literal bytes,
@@ -589,11 +633,44 @@ static void lstr(lbuf *b, const char *s, size_t share)
     b->n += pc_log_jstr(b->p + b->n, share < room ? share : room, s, &b->cut);
 }
 
-/* Durations come from 64-bit nanosecond counts; the clamp only bounds the
- * width of "%.3f" for any input. */
+/* Durations come from 64-bit nanosecond counts; the clamp bounds the
+ * value for any input. */
 static double ms_clamp(double v)
 {
     return v > 0 && v < 1e15 ? v : v >= 1e15 ? 1e15 : 0;
+}
+
+/* A millisecond count with three decimals (as "%.3f": rounded to the
+ * nearest microsecond), in integer arithmetic. */
+static void lms(lbuf *b, double ms)
+{
+    uint64_t us = (uint64_t)(ms_clamp(ms) * 1000.0 + 0.5);
+    lu64(b, us / 1000);
+    char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                 (char)('0' + us % 10)};
+    lput(b, f, sizeof f);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of a second, remembered per thread: a line's
+ * date changes once a second. */
+static size_t date_of(int64_t sec, const char **out)
+{
+    static _Thread_local int64_t last = INT64_MIN;
+    static _Thread_local char txt[48];
+    static _Thread_local size_t len;
+    if (sec != last) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm))
+            memset(&tm, 0, sizeof tm);
+        int m = snprintf(txt, sizeof txt, "%04d-%02d-%02dT%02d:%02d:%02d",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                         tm.tm_hour, tm.tm_min, tm.tm_sec);
+        len = m > 0 && (size_t)m < sizeof txt ? (size_t)m : 0;
+        last = sec;
+    }
+    *out = txt;
+    return len;
 }
 
 size_t pc_log_format_access(char *buf, const pc_access_fields *f)
@@ -603,40 +680,51 @@ size_t pc_log_format_access(char *buf, const pc_access_fields *f)
     char tail_buf[PC_LOG_LINE_MAX];
     lbuf head = {buf, 0, PC_LOG_LINE_MAX + 1, 0};
     lbuf tail = {tail_buf, 0, sizeof tail_buf, 0};
-    time_t sec = (time_t)(f->ts_ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
+    int64_t ms = f->ts_ms, sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) { /* before 1970: floor, as gmtime wants */
+        sec--;
+        frac += 1000;
+    }
+    const char *date;
+    size_t dlen = date_of(sec, &date);
+    char msec[5] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                    (char)('0' + frac % 10), 'Z'};
 
-    lput(&head,
-         "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"request_id\":",
-         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-         tm.tm_sec, (int)(f->ts_ms % 1000));
+    LIT(&head, "{\"ts\":\"");
+    lput(&head, date, dlen);
+    lput(&head, msec, sizeof msec);
+    LIT(&head, "\",\"request_id\":");
     lstr(&head, f->request_id, SHARE_ID);
-    lput(&head, ",\"client_ip\":");
+    LIT(&head, ",\"client_ip\":");
     lstr(&head, f->client_ip, SHARE_IP);
-    lput(&head, ",\"method\":");
+    LIT(&head, ",\"method\":");
     lstr(&head, f->method, SHARE_METHOD);
-    lput(&head, ",\"path\":");
+    LIT(&head, ",\"path\":");
 
-    lput(&tail,
-         ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-         "\"duration_ms\":%.3f,\"route\":",
-         f->status, (unsigned long long)f->bytes_in,
-         (unsigned long long)f->bytes_out, ms_clamp(f->duration_ms));
+    LIT(&tail, ",\"status\":");
+    lint(&tail, f->status);
+    LIT(&tail, ",\"bytes_in\":");
+    lu64(&tail, f->bytes_in);
+    LIT(&tail, ",\"bytes_out\":");
+    lu64(&tail, f->bytes_out);
+    LIT(&tail, ",\"duration_ms\":");
+    lms(&tail, f->duration_ms);
+    LIT(&tail, ",\"route\":");
     lstr(&tail, f->route, SHARE_ROUTE);
-    lput(&tail, ",\"upstream_target\":");
+    LIT(&tail, ",\"upstream_target\":");
     lstr(&tail, f->upstream_target, SHARE_TARGET);
+    LIT(&tail, ",\"upstream_ms\":");
     if (f->upstream_target)
-        lput(&tail, ",\"upstream_ms\":%.3f", ms_clamp(f->upstream_ms));
+        lms(&tail, f->upstream_ms);
     else
-        lput(&tail, ",\"upstream_ms\":null");
-    lput(&tail, ",\"cache\":");
+        LIT(&tail, "null");
+    LIT(&tail, ",\"cache\":");
     lstr(&tail, f->cache, SHARE_CACHE);
-    lput(&tail, ",\"user\":");
+    LIT(&tail, ",\"user\":");
     lstr(&tail, f->user, SHARE_USER);
-    lput(&tail, ",\"tls\":");
+    LIT(&tail, ",\"tls\":");
     lstr(&tail, f->tls, SHARE_TLS);
-    lput(&tail, ",\"error\":");
+    LIT(&tail, ",\"error\":");
     lstr(&tail, f->error, SHARE_ERROR);
 
     size_t used = head.n + tail.n + sizeof end_false - 1;

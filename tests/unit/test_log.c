@@ -202,6 +202,63 @@ Test(log_line, short_line_is_whole)
     json_decref(o);
 }
 
+/* The line is written without printf: its numbers and date are those
+ * printf and gmtime give (durations as %.3f away from the half-microsecond
+ * ties, where the two may round differently), for values across their
+ * ranges, the seconds changing from line to line (the date cache). */
+Test(log_line, numbers_and_dates_as_printf)
+{
+    static const int64_t ts[] = {0, 999, 1000, 1764689999999LL,
+                                 1764690000000LL, 253402300799999LL, -1};
+    static const double ms[] = {0, 0.0004, 0.0006, 1.2344, 1.2346, 999.9996,
+                                12345678.9, 1e15, 1e18, -3};
+    static const int st[] = {0, 200, 404, 999, -1};
+    static const uint64_t by[] = {0, 9, 10, 12345, 1ULL << 62}; /* jansson: int64 */
+    for (size_t i = 0; i < 7 * 10; i++) {
+        pc_access_fields f = fields();
+        f.ts_ms = ts[i % 7];
+        f.duration_ms = ms[i % 10];
+        f.upstream_target = "http://10.0.0.1:80";
+        f.upstream_ms = ms[(i + 3) % 10];
+        f.status = st[i % 5];
+        f.bytes_in = by[i % 5];
+        f.bytes_out = by[(i + 2) % 5];
+        size_t n = pc_log_format_access(out, &f);
+        json_t *o = parse_line(out, n);
+        cr_assert_not_null(o, "not JSON: %s", out);
+        int64_t sec = f.ts_ms / 1000, frac = f.ts_ms % 1000;
+        if (frac < 0)
+            sec--, frac += 1000;
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char want[64];
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int)frac);
+        cr_assert_str_eq(json_string_value(json_object_get(o, "ts")), want);
+        cr_assert_eq(json_integer_value(json_object_get(o, "status")),
+                     f.status);
+        char num[64];
+        snprintf(num, sizeof num, "\"bytes_in\":%llu,",
+                 (unsigned long long)f.bytes_in);
+        cr_assert(strstr(out, num), "%s in %s", num, out);
+        snprintf(num, sizeof num, "\"bytes_out\":%llu,",
+                 (unsigned long long)f.bytes_out);
+        cr_assert(strstr(out, num), "%s in %s", num, out);
+        double d = f.duration_ms > 0 ? (f.duration_ms < 1e15 ? f.duration_ms
+                                                              : 1e15)
+                                     : 0;
+        snprintf(num, sizeof num, "\"duration_ms\":%.3f,", d);
+        cr_assert(strstr(out, num), "%s in %s", num, out);
+        d = f.upstream_ms > 0 ? (f.upstream_ms < 1e15 ? f.upstream_ms : 1e15)
+                              : 0;
+        snprintf(num, sizeof num, "\"upstream_ms\":%.3f,", d);
+        cr_assert(strstr(out, num), "%s in %s", num, out);
+        json_decref(o);
+    }
+}
+
 Test(log_line, long_path_is_cut_not_dropped)
 {
     pc_access_fields f = fields();
