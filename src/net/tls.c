@@ -290,6 +290,17 @@ static SSL_CTX *server_ctx(const pc_listen *l, const pc_tls_cert *c,
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* TLS 1.3: the same three suites as OpenSSL's default, AES-128-GCM
+     * first (Mozilla's order; OpenSSL puts AES-256 first): as strong for
+     * this use and 10 AES rounds instead of 14 on every byte, for the
+     * client as for us. TLS 1.2 keeps OpenSSL's list. */
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+                                      "TLS_AES_256_GCM_SHA384:"
+                                      "TLS_CHACHA20_POLY1305_SHA256") != 1) {
+        ssl_errors(err, at, "cannot set the TLS 1.3 cipher suites for",
+                   c->cert);
+        goto fail;
+    }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     /* OpenSSL opens these by name, blocking: a FIFO would hang -t and

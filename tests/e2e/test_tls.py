@@ -91,6 +91,21 @@ def test_min_version_tls13(tg):
         assert get(s, "/v12").status == 200
 
 
+def test_tls13_prefers_aes128_gcm(tg):
+    """The server's order among OpenSSL's three TLS 1.3 suites: AES-128-GCM
+    first (a default client offers AES-256 first); the others still work."""
+    with handshake(tg.p13, helpers.client_ctx(tg.certs.ca), "a.test") as s:
+        assert s.cipher()[0] == "TLS_AES_128_GCM_SHA256"
+        assert get(s, "/aes128").status == 200
+    import subprocess
+    for suite in ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"):
+        out = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % tg.p13,
+             "-servername", "a.test", "-tls1_3", "-ciphersuites", suite],
+            input=b"", capture_output=True, timeout=10).stdout.decode()
+        assert "Cipher is " + suite in out, out[-400:]
+
+
 def test_alpn_http11(tg):
     ctx = helpers.client_ctx(tg.certs.ca, alpn=["h2", "http/1.1"])
     with handshake(tg.p12, ctx, "a.test") as s:
