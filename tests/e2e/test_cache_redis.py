@@ -169,14 +169,20 @@ def test_corrupt_entry_is_a_miss(env, redis):
     assert upstream_count(up, t) == 2
 
 
-def test_unsafe_method_removes_the_entry(env, redis):
-    """RFC 9111 §4.4 reaches Redis: the target's entry is deleted."""
+def one_stored_entry(env, redis):
+    """A gateway with one object stored, its Redis entry written; (gw, target)."""
     flush(redis)
     up = env.upstream("a")
     a = env.gateway(gw_config(up, redis.port), name="gwa")
     t = doc(cc="max-age=60")
     get(a, t)
     helpers.wait_for(lambda: len(cache_keys(redis)) == 1, what="the Redis entry")
+    return a, t
+
+
+def test_unsafe_method_removes_the_entry(env, redis):
+    """RFC 9111 §4.4 reaches Redis: the target's entry is deleted."""
+    a, t = one_stored_entry(env, redis)
     r = request(a.port, "POST", t, body=b"x")
     assert r.status == 200
     helpers.wait_for(lambda: cache_keys(redis) == [], what="the entry deleted")
@@ -186,12 +192,7 @@ def test_location_invalidation_reaches_redis(env, redis):
     """RFC 9111 §4.4: a same-origin Location of a successful POST deletes
     that URI's Redis entry too, so no instance takes it back."""
     from urllib.parse import urlencode
-    flush(redis)
-    up = env.upstream("a")
-    a = env.gateway(gw_config(up, redis.port), name="gwa")
-    t = doc(cc="max-age=60")
-    get(a, t)
-    helpers.wait_for(lambda: len(cache_keys(redis)) == 1, what="the Redis entry")
+    a, t = one_stored_entry(env, redis)
     poster = "/c/%s/doc/10?%s" % (uniq(), urlencode({"loc": "http://e2e.test" + t}))
     assert request(a.port, "POST", poster, body=b"{}").status == 200
     helpers.wait_for(lambda: cache_keys(redis) == [], what="the entry deleted")
