@@ -17,6 +17,12 @@ char *pc_xstrndup(const char *s, size_t n);
 /* Case-insensitive ASCII comparison of two byte ranges; 1 when equal. */
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);
 
+/* The next element of a comma-separated field value (RFC 9110 §5.6.1)
+ * in [*p, end): its first byte, *len its length without the whitespace
+ * around it (empty elements are skipped), *p moved past it; NULL when no
+ * element is left. Commas inside quoted strings are not special here. */
+const char *pc_list_next(const char **p, const char *end, size_t *len);
+
 /* RFC 9110 §5.6.2: 1 when c is a tchar (a byte of a token: header names,
  * methods, transfer codings). */
 int pc_is_tchar(unsigned char c);

@@ -214,21 +214,14 @@ static int list_has(const pc_headers *hs, const char *name, const char *word)
         const pc_header *h = &hs->v[i];
         if (!pc_strieq(h->name, h->nlen, name, strlen(name)))
             continue;
-        const char *p = h->value, *e = h->value + h->vlen;
-        while (p < e) {
-            while (p < e && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *s = p;
-            while (p < e && *p != ',')
-                p++;
-            const char *t = p;
-            while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
+        const char *p = h->value, *e = h->value + h->vlen, *s;
+        size_t len;
+        while ((s = pc_list_next(&p, e, &len))) {
             /* "no-transform" may carry no argument; compare the name */
-            const char *eq = memchr(s, '=', (size_t)(t - s));
+            const char *eq = memchr(s, '=', len);
             if (eq)
-                t = eq;
-            if ((size_t)(t - s) == wl && pc_strieq(s, wl, word, wl))
+                len = (size_t)(eq - s);
+            if (len == wl && pc_strieq(s, wl, word, wl))
                 return 1;
         }
     }

@@ -577,14 +577,6 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static uint64_t key_hash(const char *k, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* scope: cluster. The request waits for its decision; decisions of one
  * key (and limit) made in the same event-loop turn — requests read from
  * many connections in one pass — go to Redis as one script call at the
@@ -604,7 +596,7 @@ static pc_verdict cluster_take(pc_req *req, const rl_policy *r)
     if (!ws->flush &&
         !(ws->flush = event_new(req->loop->base, -1, 0, flush_cb, ws)))
         return unavailable(req, r, PC_METRICS_REDIS_ERROR);
-    uint64_t h = key_hash(key, klen);
+    uint64_t h = fnv(FNV0, key, klen);
     rl_batch **pp = &ws->slot[h % RL_BATCH_SLOTS], *b;
     while ((b = *pp) && !(b->hash == h && b->klen == klen &&
                           !memcmp(b->key, key, klen) &&

@@ -130,19 +130,10 @@ static void each_connection_token(pc_headers *h,
     for (uint32_t i = 0; i < h->n; i++) {
         if (!pc_strieq(h->v[i].name, h->v[i].nlen, "connection", 10))
             continue;
-        const char *p = h->v[i].value, *end = p + h->v[i].vlen;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            const char *t = p;
-            while (p < end && *p != ',')
-                p++;
-            const char *e = p;
-            while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            if (e > t)
-                fn(arg, t, (size_t)(e - t));
-        }
+        const char *p = h->v[i].value, *end = p + h->v[i].vlen, *t;
+        size_t len;
+        while ((t = pc_list_next(&p, end, &len)))
+            fn(arg, t, len);
     }
 }
 

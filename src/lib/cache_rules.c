@@ -285,18 +285,10 @@ int pc_cache_vary_norm(const char *name, const char *const *vals,
     size_t o = 0;
     int first = 1;
     for (size_t k = 0; k < n; k++) {
-        const char *p = vals[k], *e = vals[k] + lens[k];
-        while (p < e) {
-            while (p < e && (*p == ' ' || *p == '\t' || *p == ','))
-                p++;
-            if (p >= e)
-                break;
-            const char *s = p;
-            while (p < e && *p != ',')
-                p++;
-            const char *t = p;
-            while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
+        const char *p = vals[k], *e = vals[k] + lens[k], *s;
+        size_t len;
+        while ((s = pc_list_next(&p, e, &len))) {
+            const char *t = s + len;
             if (!first) {
                 if (o + 1 >= cap)
                     return -1;

@@ -73,6 +73,26 @@ int pc_is_token(const char *s, size_t n)
     return 1;
 }
 
+const char *pc_list_next(const char **pp, const char *end, size_t *len)
+{
+    const char *p = *pp;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+        p++;
+    if (p >= end) {
+        *pp = p;
+        return NULL;
+    }
+    const char *s = p; /* neither whitespace nor a comma */
+    while (p < end && *p != ',')
+        p++;
+    const char *t = p;
+    while (t[-1] == ' ' || t[-1] == '\t')
+        t--;
+    *pp = p;
+    *len = (size_t)(t - s);
+    return s;
+}
+
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)

@@ -470,6 +470,23 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* Everything the sender holds once its thread is gone (or never ran):
+ * deliveries, configurations, events, loop, queue. */
+static void sender_free(pc_webhooks *w)
+{
+    while (w->list)
+        delivery_free(w->list);
+    pc_config_unref(w->cfg);
+    pc_config_unref(w->pending);
+    event_free(w->wake);
+    event_free(w->deadline);
+    pc_sock_loop_free(w->sl);
+    event_base_free(w->base);
+    pc_whq_free(&w->queue);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
 pc_webhooks *pc_webhooks_start(pc_config *cfg)
 {
     pc_webhooks *w = pc_xcalloc(1, sizeof *w);
@@ -501,14 +518,7 @@ pc_webhooks *pc_webhooks_start(pc_config *cfg)
     w->cfg = pc_config_ref(cfg);
     if (pthread_create(&w->thread, NULL, thread_main, w) != 0) {
         pc_log(PC_LOG_ERROR, "webhooks: cannot start their thread");
-        pc_config_unref(w->cfg);
-        event_free(w->wake);
-        event_free(w->deadline);
-        pc_sock_loop_free(w->sl);
-        event_base_free(w->base);
-        pc_whq_free(&w->queue);
-        pthread_mutex_destroy(&w->lock);
-        free(w);
+        sender_free(w);
         return NULL;
     }
     the_sender = w;
@@ -557,15 +567,5 @@ void pc_webhooks_stop(pc_webhooks *w)
         free(e);
     }
     pthread_mutex_unlock(&w->lock);
-    while (w->list)
-        delivery_free(w->list);
-    pc_config_unref(w->cfg);
-    pc_config_unref(w->pending);
-    event_free(w->wake);
-    event_free(w->deadline);
-    pc_sock_loop_free(w->sl);
-    event_base_free(w->base);
-    pc_whq_free(&w->queue);
-    pthread_mutex_destroy(&w->lock);
-    free(w);
+    sender_free(w);
 }

@@ -107,3 +107,26 @@ Test(util, open_regular, .init = setup, .fini = teardown)
     cr_assert_eq(pc_open_regular(dir), -1);
     cr_assert_eq(errno, EISDIR);
 }
+
+/* Elements of a comma-separated value: whitespace around them and empty
+ * elements dropped, inner whitespace kept. */
+Test(util, list_next)
+{
+    static const char v[] = " ,gzip, br ;q=0.5 ,, \t zstd\t,";
+    const char *p = v, *end = v + sizeof v - 1, *s;
+    size_t len;
+    const char *want[] = {"gzip", "br ;q=0.5", "zstd"};
+    for (int i = 0; i < 3; i++) {
+        s = pc_list_next(&p, end, &len);
+        cr_assert_not_null(s);
+        cr_assert_eq(len, strlen(want[i]));
+        cr_assert(memcmp(s, want[i], len) == 0, "element %d", i);
+    }
+    cr_assert_null(pc_list_next(&p, end, &len));
+    p = end;
+    cr_assert_null(pc_list_next(&p, end, &len));
+    static const char one[] = "x";
+    p = one;
+    s = pc_list_next(&p, one + 1, &len);
+    cr_assert(s == one && len == 1 && p == one + 1);
+}
