@@ -446,3 +446,10 @@ cpu_ticks() {
     done
     echo "$total"
 }
+
+# sys_ticks: "TOTAL IDLE" jiffies of the whole machine from /proc/stat's
+# cpu line (idle + iowait count as idle; steal as busy elsewhere).
+sys_ticks() {
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;
+                       print t, $5 + $6; exit }' /proc/stat
+}

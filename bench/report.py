@@ -162,6 +162,32 @@ def ratio_rows(groups, order):
             "|---|---|---:|---:|---:|"] + rows
 
 
+def system_rows(groups, order):
+    """Where the machine's cores went in each run, medians per target: the
+    origin's and wrk's CPU per request (beside the proxy's) and the idle
+    share of all cores. Runs without these facts (older index files, the
+    reload variant, which runs wrk in the background) are left out."""
+    rows = []
+    for scenario, target in order:
+        runs = [r for r in groups[(scenario, target)]
+                if "origin_s" in r["info"] and "wrk_s" in r["info"]]
+        if not runs:
+            continue
+        def per_req(key):
+            return statistics.median(float(r["info"][key]) * 1e6 / r["requests"]
+                                     for r in runs)
+        idle = statistics.median(float(r["info"]["idle_share"]) for r in runs)
+        proxy = [r["cpu_us"] for r in runs if "cpu_us" in r]
+        rows.append("| %s | %s | %s | %.1f | %.1f | %.0f%% |" % (
+            scenario, target,
+            fmt_cpu(statistics.median(proxy) if proxy else None),
+            per_req("origin_s"), per_req("wrk_s"), idle * 100))
+    if not rows:
+        return []
+    return ["| scenario | target | proxy µs/req | origin µs/req | wrk µs/req "
+            "| idle |", "|---|---|---:|---:|---:|---:|"] + rows
+
+
 def variant_facts(groups, order):
     """One line per portcullis-reload and portcullis-log run; returns the
     lines and whether a reload run had errors."""
@@ -205,6 +231,12 @@ def main():
                   "faster; p99 and CPU µs/req below 1: the first has the "
                   "lower tail latency, costs less CPU per request):", ""]
         lines += ratios
+    system = system_rows(groups, order)
+    if system:
+        lines += ["", "The whole machine during the runs (medians; CPU of "
+                  "each process per request wrk counted, idle share of all "
+                  "cores):", ""]
+        lines += system
     facts, reload_bad = variant_facts(groups, order)
     if facts:
         lines += ["", "Variants:", ""]

@@ -87,7 +87,8 @@ done
 case $NOMETRICS_BASE in build | binary) ;; *)
     die "NOMETRICS_BASE must be 'build' or 'binary'" ;;
 esac
-need_tools "$NGINX" wrk openssl curl ps getconf "$PYTHON"
+TIME=${TIME:-/usr/bin/time}
+need_tools "$NGINX" wrk openssl curl ps getconf "$PYTHON" "$TIME"
 has_target haproxy && need_tools "$HAPROXY"
 [ "$RUNS" -ge 1 ] 2>/dev/null || die "RUNS must be a positive integer"
 
@@ -324,6 +325,7 @@ run_one() {
     local t=$1 url=$2 raw=$3 pids=() after=() t0 t1 lines _
     RUN_CPU=-
     RUN_INFO=""
+    RUN_SYS=""
     if [ "$t" != direct ]; then
         # shellcheck disable=SC2207 # a list of numbers
         pids=($(cpu_pids "${PID[$t]}" "${KIDS[$t]}"))
@@ -331,12 +333,28 @@ run_one() {
             die "$t: cannot read its CPU time before the run"
     fi
     [ "$t" = portcullis-log ] && : >"${DIR[$t]}/access.log"
+    # the rest of the system, for where a run's two cores went: the
+    # origin's CPU, wrk's own (from time(1)), and the machine's idle ticks
+    local o0 o1 s0 s1 wcpu=""
+    o0=$(cpu_ticks $(cpu_pids "$ORIGIN_PID" 1)) ||
+        die "origin: cannot read its CPU time before the run"
+    s0=$(sys_ticks)
     if [ "$t" = portcullis-reload ]; then
         wrk_with_reloads "$url" "$raw"
     else
-        wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url" >"$raw" 2>&1 ||
+        "$TIME" -f 'wrk_cpu_s=%U %S' -o "$raw.time" \
+            wrk -t"$THREADS" -c"$CONNS" -d"$D" --latency "$url" >"$raw" 2>&1 ||
             note "wrk exited non-zero on $url (see the table notes)"
+        wcpu=$(awk '/^wrk_cpu_s=/ { sub("wrk_cpu_s=", ""); printf "%.3f", $1 + $2 }' "$raw.time")
     fi
+    s1=$(sys_ticks)
+    o1=$(cpu_ticks $(cpu_pids "$ORIGIN_PID" 1)) ||
+        die "origin: cannot read its CPU time after the run"
+    RUN_SYS="origin_s=$(awk -v a="$o0" -v b="$o1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')"
+    [ -n "$wcpu" ] && RUN_SYS="$RUN_SYS wrk_s=$wcpu"
+    RUN_SYS="$RUN_SYS $(awk -v a="$s0" -v b="$s1" 'BEGIN {
+        split(a, x, " "); split(b, y, " ");
+        printf "idle_share=%.3f", (y[2] - x[2]) / (y[1] - x[1]) }')"
     [ "$t" = direct ] && return 0
     alive_or_die "$t" "${PID[$t]}" "${LOG[$t]}"
     # shellcheck disable=SC2207
@@ -384,7 +402,7 @@ measure() {
             note "$scenario $target run $r/$RUNS ($D)"
             run_one "$target" "$url" "$raw"
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$target" "$r" \
-                "$raw" "$RUN_CPU" "$RUN_INFO" >>"$TMP/index.tsv"
+                "$raw" "$RUN_CPU" "$RUN_INFO $RUN_SYS" >>"$TMP/index.tsv"
             check_alive
         done
     done

@@ -9,7 +9,8 @@
 #     (end-to-end tests), openssl (test certificates and keys), procps
 #   fuzz: clang (libFuzzer with ASan/UBSan)
 #   bench: nginx-light (origin and the proxy we compare with), wrk, curl,
-#     haproxy (second peer proxy), linux-perf (bench/profile.sh)
+#     haproxy (second peer proxy), linux-perf (bench/profile.sh), time
+#     (/usr/bin/time: wrk's own CPU in bench/run.sh)
 #   e2e: prometheus (only its promtool, which checks /metrics output),
 #     redis-server and redis-tools (shared rate limits, Redis Cluster),
 #     brotli and zstd command-line tools (decode compressed responses),
@@ -22,7 +23,7 @@ set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
-nginx-light wrk haproxy linux-perf clang curl procps prometheus \
+nginx-light wrk haproxy linux-perf time clang curl procps prometheus \
 redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium \
 man-db groff-base systemd logrotate"
 
