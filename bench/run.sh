@@ -31,6 +31,10 @@
 # For every target but direct, the CPU time of the proxy (utime + stime of
 # all its threads, nginx: master and workers) is read from /proc before and
 # after each run and divided by the requests wrk counted.
+# The rest of the machine is accounted for too (a third table): the
+# origin's CPU, wrk's own CPU (time(1)) per request and the idle share of
+# all cores during each run, which tells a row bound by the proxy's CPU
+# from one bound by scheduling.
 #
 # Environment: D (wrk duration per run, default 10s), RUNS (default 3),
 # WARMUP (default 2s), WORKERS (default "1 2"), PATHS (default "/small /16k"),
