@@ -448,7 +448,8 @@ cpu_ticks() {
 }
 
 # sys_ticks: "TOTAL IDLE" jiffies of the whole machine from /proc/stat's
-# cpu line (idle + iowait count as idle; steal as busy elsewhere).
+# cpu line (idle + iowait count as idle; everything else, steal included,
+# as busy).
 sys_ticks() {
     awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;
                        print t, $5 + $6; exit }' /proc/stat

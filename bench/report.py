@@ -225,25 +225,21 @@ def main():
     if lines:
         lines.append("")
     lines += table(groups, order)
-    ratios = ratio_rows(groups, order)
-    if ratios:
-        lines += ["", "Ratios of the medians (req/s above 1: the first is "
-                  "faster; p99 and CPU µs/req below 1: the first has the "
-                  "lower tail latency, costs less CPU per request):", ""]
-        lines += ratios
-    system = system_rows(groups, order)
-    if system:
-        lines += ["", "The whole machine during the runs (medians; CPU of "
-                  "each process per request wrk counted, idle share of all "
-                  "cores):", ""]
-        lines += system
+
+    def section(title, rows):
+        if rows:
+            lines.extend(["", title, ""] + rows)
+
+    section("Ratios of the medians (req/s above 1: the first is faster; p99 "
+            "and CPU µs/req below 1: the first has the lower tail latency, "
+            "costs less CPU per request):", ratio_rows(groups, order))
+    section("The whole machine during the runs (medians; CPU of each process "
+            "per request wrk counted, idle share of all cores):",
+            system_rows(groups, order))
     facts, reload_bad = variant_facts(groups, order)
-    if facts:
-        lines += ["", "Variants:", ""]
-        lines += ["- " + f for f in facts]
-    if notes:
-        lines += ["", "Problems reported by wrk (these rows are suspect):", ""]
-        lines += ["- " + n for n in notes]
+    section("Variants:", ["- " + f for f in facts])
+    section("Problems reported by wrk (these rows are suspect):",
+            ["- " + n for n in notes])
     print("\n".join(lines))
     if reload_bad:
         print("report.py: portcullis-reload runs had errors: reloads were "

@@ -323,6 +323,11 @@ wrk_with_reloads() {
     RUN_INFO="reloads=$done_/$sent generation=${gen:-?}"
 }
 
+# tick_secs BEFORE AFTER: the CPU seconds between two cpu_ticks readings.
+tick_secs() {
+    awk -v a="$1" -v b="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }'
+}
+
 # run_one TARGET URL RAW: one measured wrk run; leaves the CPU seconds the
 # proxy used (or -) in RUN_CPU and extra facts in RUN_INFO.
 run_one() {
@@ -354,7 +359,7 @@ run_one() {
     s1=$(sys_ticks)
     o1=$(cpu_ticks $(cpu_pids "$ORIGIN_PID" 1)) ||
         die "origin: cannot read its CPU time after the run"
-    RUN_SYS="origin_s=$(awk -v a="$o0" -v b="$o1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / hz }')"
+    RUN_SYS="origin_s=$(tick_secs "$o0" "$o1")"
     [ -n "$wcpu" ] && RUN_SYS="$RUN_SYS wrk_s=$wcpu"
     RUN_SYS="$RUN_SYS $(awk -v a="$s0" -v b="$s1" 'BEGIN {
         split(a, x, " "); split(b, y, " ");
@@ -368,8 +373,7 @@ run_one() {
             "${after[*]}: a worker restarted?); its CPU time would be wrong"
     t1=$(cpu_ticks "${pids[@]}") ||
         die "$t: cannot read its CPU time after the run"
-    RUN_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%.3f", (b - a) / hz }')
+    RUN_CPU=$(tick_secs "$t0" "$t1")
     if [ "$t" = portcullis-log ]; then
         # the log thread writes from a ring: let it drain
         lines=0
