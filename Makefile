@@ -9,7 +9,7 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 PYTHON     ?= /usr/bin/python3
 
 PKGS     := libevent libevent_openssl libevent_pthreads openssl jansson yaml-0.1 hiredis \
-            zlib libbrotlienc libzstd
+            zlib libbrotlienc libzstd liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -19,12 +19,14 @@
 #     systemd (systemd-analyze verify/security, systemd-sysusers --root; its
 #     package is installed, never started), logrotate (-d checks the snippet)
 #   compression: zlib1g-dev, libbrotli-dev, libzstd-dev
+#   send batching: liburing-dev (one io_uring_enter carries all the sends of
+#     an event-loop turn; docs/performance.md "Send batching")
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev libjansson-dev libyaml-dev \
 libhiredis-dev node-llhttp libcriterion-dev python3 python3-pytest openssl \
 nginx-light wrk haproxy linux-perf time clang curl procps prometheus \
-redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev brotli zstd chromium \
+redis-server redis-tools zlib1g-dev libbrotli-dev libzstd-dev liburing-dev brotli zstd chromium \
 man-db groff-base systemd logrotate"
 
 missing=""

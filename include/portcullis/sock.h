@@ -72,6 +72,11 @@ void pc_sock_setcb(pc_sock *s, pc_sock_data_cb read_cb,
                    void *arg);
 struct evbuffer *pc_sock_input(pc_sock *s);
 struct evbuffer *pc_sock_output(pc_sock *s);
+/* Bytes written to the output and not yet taken by the kernel: the
+ * output evbuffer plus, on TLS, records not yet sent. 0 means everything
+ * went out (what "all written" must test; the output evbuffer alone can be
+ * empty while records still wait). */
+size_t pc_sock_pending(const pc_sock *s);
 int pc_sock_fd(const pc_sock *s);
 SSL *pc_sock_ssl(const pc_sock *s);
 /* TLS: frees OpenSSL's record buffers (about 34 KiB) of a connection with

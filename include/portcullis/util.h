@@ -13,6 +13,9 @@ void *pc_xcalloc(size_t nmemb, size_t size);
 void *pc_xrealloc(void *p, size_t n);
 char *pc_xstrdup(const char *s);
 char *pc_xstrndup(const char *s, size_t n);
+/* The same policy for a library allocation that failed (what: a few words
+ * saying what was being allocated). */
+void pc_oom(const char *what) __attribute__((noreturn));
 
 /* Case-insensitive ASCII comparison of two byte ranges; 1 when equal. */
 int pc_strieq(const char *a, size_t alen, const char *b, size_t blen);

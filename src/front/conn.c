@@ -309,7 +309,7 @@ static void conn_process(pc_conn *c)
         }
         if (avail == 0)
             break;
-        if (!c->req && evbuffer_get_length(pc_sock_output(c->sock)) > PC_OUT_HWM) {
+        if (!c->req && pc_sock_pending(c->sock) > PC_OUT_HWM) {
             /* One output rule for every response, proxied or made here: a
              * client that does not read its answers gets no more parsed
              * (write_cb resumes below the low watermark). */
@@ -412,14 +412,14 @@ static void write_cb(pc_sock *s, void *arg)
 {
     pc_conn *c = arg;
     if (c->closing) {
-        if (evbuffer_get_length(pc_sock_output(s)) == 0)
+        if (pc_sock_pending(s) == 0)
             conn_free(c);
         return;
     }
     if (c->req && c->req->handler && c->req->handler->resume &&
-        evbuffer_get_length(pc_sock_output(s)) <= OUT_LWM)
+        pc_sock_pending(s) <= OUT_LWM)
         c->req->handler->resume(c->req);
-    if (c->out_paused && evbuffer_get_length(pc_sock_output(s)) <= OUT_LWM) {
+    if (c->out_paused && pc_sock_pending(s) <= OUT_LWM) {
         c->out_paused = 0;
         pc_sock_read(s, 1);
         pc_sock_trigger_read(s);
@@ -717,7 +717,7 @@ static void sink_abort(pc_req *r)
 static size_t sink_backlog(pc_req *r)
 {
     /* A body filter that holds bytes counts as a full output. */
-    return evbuffer_get_length(pc_sock_output(conn_of(r)->sock)) +
+    return pc_sock_pending(conn_of(r)->sock) +
            pc_chain_body_held(r);
 }
 

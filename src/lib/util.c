@@ -20,6 +20,12 @@ static void oom(size_t n)
     abort();
 }
 
+void pc_oom(const char *what)
+{
+    fprintf(stderr, "portcullis: out of memory allocating %s\n", what);
+    abort();
+}
+
 void *pc_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

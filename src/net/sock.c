@@ -26,10 +26,13 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "portcullis/errlog.h"
+#include "portcullis/sendbatch.h"
 #include "portcullis/util.h"
 
 #define READ_CHUNK 16384 /* asked of evbuffer_reserve_space */
@@ -39,6 +42,9 @@
  * read(2) instead of two. */
 #define READ_MAX 32768
 #define TLS_RECORD 16384
+/* TLS: plaintext encrypted ahead of one send(2): a 16 KiB body and its
+ * head are two records, sent together. */
+#define TLS_FILL 65536
 #define MAX_ROUNDS 8
 #define READ_BURST 16 /* reads per round: 512 KiB at most */
 /* The send timeout is measured on progress, not on any byte: the write
@@ -48,11 +54,19 @@
  * must take at least SEND_PROGRESS bytes per write timeout. */
 #define SEND_PROGRESS 16384
 
+/* Plain sockets' sends of one flush go to the kernel together (see
+ * sendbatch.h), up to this many per system call. */
+#define BATCH_MAX 64
+
 struct pc_sock_loop {
     struct event_base *base;
     struct event *ev;
     pc_sock *head, *tail;
     int active;
+    pc_sendbatch *batch; /* NULL: one send(2) per socket */
+    pc_sock *bsock[BATCH_MAX];
+    size_t breq[BATCH_MAX];
+    ssize_t bres[BATCH_MAX];
 };
 
 struct pc_sock {
@@ -61,6 +75,9 @@ struct pc_sock {
     SSL *ssl;
     struct event io, timer;
     struct evbuffer *in, *out;
+    /* TLS: OpenSSL writes records here (a memory BIO, see wbio_write), and
+     * the loop sends them, so that TLS sockets join the send batch. */
+    struct evbuffer *tls_out;
     pc_sock_data_cb rcb, wcb;
     pc_sock_event_cb ecb;
     void *arg;
@@ -76,17 +93,39 @@ struct pc_sock {
         handshaking : 1, eof : 1, dead : 1, queued : 1, want_flush : 1,
         want_rcb : 1, want_wcb : 1, want_err : 1, read_wants_write : 1,
         write_wants_read : 1, write_retry : 1, rdhup : 1,
-        tls_short : 1; /* the last read(2) under SSL_read was short */
+        tls_short : 1,  /* the last read(2) under SSL_read was short */
+        batch_seen : 1, /* looked at by the current send batch */
+        batch_wrote : 1; /* the batch sent bytes do_write has not seen */
 };
 
 static void do_write(pc_sock *s);
 static void arm(pc_sock *s);
+static void enqueue(pc_sock *s);
+
+/* Bytes accepted for sending and not yet taken by the kernel: plaintext
+ * not yet encrypted plus records not yet sent. */
+static size_t queued(const pc_sock *s)
+{
+    return evbuffer_get_length(s->out) +
+           (s->tls_out ? evbuffer_get_length(s->tls_out) : 0);
+}
+
+/* An SSL call that is not SSL_write may still have produced records (a
+ * handshake flight, a session ticket, a KeyUpdate answer, an alert): they
+ * go out with the loop's flush. */
+static void tls_schedule(pc_sock *s)
+{
+    if (s->tls_out && evbuffer_get_length(s->tls_out) > 0 && !s->dead) {
+        s->want_flush = 1;
+        enqueue(s);
+    }
+}
 
 /* Counts written bytes against the send-progress rule above. */
 static void sent(size_t n, pc_sock *s)
 {
     s->wsent += n;
-    if (s->wsent >= SEND_PROGRESS || evbuffer_get_length(s->out) == 0) {
+    if (s->wsent >= SEND_PROGRESS || queued(s) == 0) {
         s->wmark = pc_now_mark_ns();
         s->wsent = 0;
     }
@@ -143,6 +182,7 @@ static ssize_t read_once(pc_sock *s, void *buf, size_t want, int *err)
     ERR_clear_error();
     s->tls_short = 0; /* set by bio_cb if this SSL_read reads the kernel */
     int r = SSL_read(s->ssl, buf, (int)want);
+    tls_schedule(s);
     if (r > 0)
         return r;
     int e = SSL_get_error(s->ssl, r);
@@ -249,57 +289,105 @@ static void do_read(pc_sock *s, int force)
     }
 }
 
+/* Sends the records OpenSSL produced. 1: all sent; 0: the kernel said
+ * EAGAIN (writable cleared); -1: error (errno). *n counts the bytes. */
+static int tls_send(pc_sock *s, size_t *n)
+{
+    while (evbuffer_get_length(s->tls_out) > 0) {
+        int k = evbuffer_write(s->tls_out, s->fd);
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                s->writable = 0;
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        *n += (size_t)k;
+        sent((size_t)k, s);
+    }
+    return 1;
+}
+
+/* Encrypts queued plaintext into records, one TLS record of up to 16 KiB
+ * per SSL_write (a response head and a small body share one), until
+ * TLS_FILL bytes of records wait or the plaintext is gone. With the
+ * memory BIO SSL_write never waits for the socket; it may wait for the
+ * peer (SSL_ERROR_WANT_READ: write_wants_read). -1 on a TLS error. */
+static int tls_encrypt(pc_sock *s)
+{
+    while (evbuffer_get_length(s->out) > 0 && !s->write_wants_read &&
+           evbuffer_get_length(s->tls_out) < TLS_FILL) {
+        size_t chunk = evbuffer_get_length(s->out);
+        if (chunk > TLS_RECORD)
+            chunk = TLS_RECORD;
+        unsigned char *p = evbuffer_pullup(s->out, (ssize_t)chunk);
+        if (!p)
+            return -1;
+        ERR_clear_error();
+        int r = SSL_write(s->ssl, p, (int)chunk);
+        if (r <= 0) {
+            int e = SSL_get_error(s->ssl, r);
+            if (e == SSL_ERROR_WANT_READ) {
+                s->write_wants_read = 1;
+                return 0;
+            }
+            if (e == SSL_ERROR_WANT_WRITE)
+                return 0; /* not from the memory BIO; retried at flush */
+            return -1;
+        }
+        evbuffer_drain(s->out, (size_t)r);
+    }
+    return 0;
+}
+
 static void do_write(pc_sock *s)
 {
-    int wrote = 0;
+    int wrote = s->batch_wrote;
+    s->batch_wrote = 0;
     if (s->connecting || s->handshaking || s->fd < 0)
         return;
-    while (evbuffer_get_length(s->out) > 0) {
-        if (s->ssl) {
-            /* One TLS record of up to 16 KiB per SSL_write: a response head
-             * and its body go out in one record and one write(2). */
-            size_t chunk = evbuffer_get_length(s->out);
-            if (chunk > TLS_RECORD)
-                chunk = TLS_RECORD;
-            unsigned char *p = evbuffer_pullup(s->out, (ssize_t)chunk);
-            if (!p)
-                break;
-            ERR_clear_error();
-            int r = SSL_write(s->ssl, p, (int)chunk);
-            if (r <= 0) {
-                int e = SSL_get_error(s->ssl, r);
-                if (e == SSL_ERROR_WANT_WRITE) {
-                    s->writable = 0;
-                } else if (e == SSL_ERROR_WANT_READ) {
-                    s->write_wants_read = 1;
-                } else {
-                    emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
-                    return;
-                }
-                break;
-            }
-            evbuffer_drain(s->out, (size_t)r);
-            sent((size_t)r, s);
-        } else {
-            /* evbuffer_write hands at most 128 chains to one writev, so a
-             * short count does not prove the send buffer is full: keep
-             * writing until it is empty or the kernel says EAGAIN. */
-            int n = evbuffer_write(s->out, s->fd);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    s->writable = 0;
-                    break;
-                }
-                if (errno == EINTR)
-                    continue;
+    if (s->ssl) {
+        /* Records first (they are older than any plaintext), then more
+         * plaintext once they are gone. */
+        for (;;) {
+            size_t n = 0;
+            int r = tls_send(s, &n);
+            if (n > 0)
+                wrote = 1;
+            if (r < 0) {
                 emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
                 return;
             }
-            wrote = 1;
-            sent((size_t)n, s);
-            continue;
+            if (r == 0 || evbuffer_get_length(s->out) == 0 ||
+                s->write_wants_read)
+                break;
+            if (tls_encrypt(s) < 0) {
+                emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+                return;
+            }
+            if (evbuffer_get_length(s->tls_out) == 0)
+                break; /* SSL_write waits for the peer */
+        }
+    }
+    while (!s->ssl && evbuffer_get_length(s->out) > 0) {
+        /* evbuffer_write hands at most 128 chains to one writev, so a
+         * short count does not prove the send buffer is full: keep
+         * writing until it is empty or the kernel says EAGAIN. */
+        int n = evbuffer_write(s->out, s->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                s->writable = 0;
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+            return;
         }
         wrote = 1;
+        sent((size_t)n, s);
     }
     if (s->write_retry && !s->write_wants_read) {
         /* An SSL_write that had to read got what it waited for and may
@@ -313,12 +401,12 @@ static void do_write(pc_sock *s)
         }
     }
     s->write_retry = 0;
-    if (wrote && evbuffer_get_length(s->out) <= s->wlwm && s->wcb) {
+    if (wrote && queued(s) <= s->wlwm && s->wcb) {
         s->wcb(s, s->arg);
         if (s->dead)
             return;
     }
-    if (evbuffer_get_length(s->out) > 0 && s->wto)
+    if (queued(s) > 0 && s->wto)
         arm(s);
 }
 
@@ -337,6 +425,11 @@ static void handshake(pc_sock *s)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(s->ssl);
+    size_t n = 0;
+    if (tls_send(s, &n) < 0) { /* the flight it just wrote, if any */
+        emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+        return;
+    }
     if (r == 1) {
         s->handshaking = 0;
         /* The last step can run on a wake-up without EV_READ (readable
@@ -395,7 +488,7 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
      * readable (do_read also retries it after any read). */
     if (s->writable && s->read_wants_write)
         s->read_wants_write = 0;
-    if (!s->dead && s->writable && evbuffer_get_length(s->out))
+    if (!s->dead && s->writable && queued(s))
         do_write(s);
     if (!s->dead && s->write_wants_read && s->readable) {
         s->write_wants_read = 0;
@@ -417,7 +510,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = pc_now_ns();
     s->timer_at = 0;
     s->in_cb++;
-    int busy_write = evbuffer_get_length(s->out) > 0 || s->connecting ||
+    int busy_write = queued(s) > 0 || s->connecting ||
                      (s->handshaking && s->ssl && !SSL_is_server(s->ssl));
     int read_armed = s->reading &&
                      !(s->rhwm && evbuffer_get_length(s->in) >= s->rhwm);
@@ -440,7 +533,7 @@ static void arm(pc_sock *s)
         return;
     if (s->rto && s->reading)
         dl = s->rmark + s->rto;
-    if (s->wto && (evbuffer_get_length(s->out) > 0 || s->connecting ||
+    if (s->wto && (queued(s) > 0 || s->connecting ||
                    s->handshaking)) {
         uint64_t w = s->wmark + s->wto;
         if (!dl || w < dl)
@@ -473,6 +566,84 @@ static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info,
     enqueue(s);
 }
 
+/* Applies the results of one send batch: what went out is drained and
+ * counted (batch_wrote tells do_write, which runs next for these sockets
+ * and does everything else: the rest of a short send, the write callback,
+ * the timer); EAGAIN clears writable as a send(2) would; anything else
+ * (an error, a send the kernel never saw) is left for do_write to repeat
+ * and report itself. */
+static void batch_done(pc_sock_loop *l, unsigned n)
+{
+    if (n == 0)
+        return;
+    pc_sendbatch_run(l->batch, l->bres);
+    for (unsigned i = 0; i < n; i++) {
+        pc_sock *s = l->bsock[i];
+        ssize_t r = l->bres[i];
+        if (r > 0) {
+            size_t done = (size_t)r <= l->breq[i] ? (size_t)r : l->breq[i];
+            evbuffer_drain(s->ssl ? s->tls_out : s->out, done);
+            sent(done, s);
+            s->batch_wrote = 1;
+        } else if (r == -EAGAIN || r == -EWOULDBLOCK) {
+            s->writable = 0;
+        }
+    }
+    if (!pc_sendbatch_live(l->batch)) {
+        pc_log(PC_LOG_WARN, "io_uring refused a send batch: sending one "
+                            "socket at a time from now on");
+        pc_sendbatch_free(l->batch);
+        l->batch = NULL;
+    }
+}
+
+/* One pass over the queue before any of it is flushed one by one: every
+ * socket with output and room goes into the batch (a TLS one with the
+ * records of its plaintext). */
+static void batch_sends(pc_sock_loop *l)
+{
+    unsigned n = 0;
+    for (pc_sock *s = l->head; s; s = s->qnext) {
+        s->batch_seen = 1;
+        if (s->dead || !s->want_flush || !s->writable || s->connecting ||
+            s->handshaking || s->fd < 0 || s->want_err)
+            continue;
+        struct evbuffer *q = s->out;
+        if (s->ssl) {
+            /* Encrypt now (only into memory) so that the records join the
+             * batch; a TLS error is left for do_write to meet and report. */
+            if (evbuffer_get_length(s->tls_out) == 0 && tls_encrypt(s) < 0)
+                continue;
+            q = s->tls_out;
+        }
+        struct evbuffer_iovec v[PC_SENDBATCH_IOV];
+        int k = evbuffer_peek(q, -1, NULL, v, PC_SENDBATCH_IOV);
+        if (k <= 0)
+            continue;
+        if (k > PC_SENDBATCH_IOV)
+            k = PC_SENDBATCH_IOV;
+        struct iovec iov[PC_SENDBATCH_IOV];
+        size_t req = 0;
+        for (int j = 0; j < k; j++) {
+            iov[j].iov_base = v[j].iov_base;
+            iov[j].iov_len = v[j].iov_len;
+            req += v[j].iov_len;
+        }
+        if (n == BATCH_MAX) {
+            batch_done(l, n);
+            n = 0;
+            if (!l->batch)
+                return;
+        }
+        if (pc_sendbatch_add(l->batch, s->fd, iov, k) < 0)
+            continue;
+        l->bsock[n] = s;
+        l->breq[n] = req;
+        n++;
+    }
+    batch_done(l, n);
+}
+
 static void loop_cb(evutil_socket_t fd, short what, void *arg)
 {
     pc_sock_loop *l = arg;
@@ -480,7 +651,10 @@ static void loop_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     l->active = 0;
     while (l->head) {
+        if (l->batch && !l->head->batch_seen)
+            batch_sends(l);
         pc_sock *s = l->head;
+        s->batch_seen = 0;
         l->head = s->qnext;
         if (!l->head)
             l->tail = NULL;
@@ -519,6 +693,11 @@ pc_sock_loop *pc_sock_loop_new(struct event_base *base)
     pc_sock_loop *l = pc_xcalloc(1, sizeof *l);
     l->base = base;
     l->ev = event_new(base, -1, 0, loop_cb, l);
+    const char *why = NULL;
+    l->batch = pc_sendbatch_new(BATCH_MAX, &why);
+    if (!l->batch)
+        pc_log(PC_LOG_INFO, "send batching off (%s): one send(2) per socket",
+               why ? why : "io_uring unavailable");
     return l;
 }
 
@@ -533,6 +712,7 @@ void pc_sock_loop_free(pc_sock_loop *l)
         release(s);
     }
     event_free(l->ev);
+    pc_sendbatch_free(l->batch);
     free(l);
 }
 
@@ -552,6 +732,46 @@ static long bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
     return ret;
 }
 
+/* The write side of a TLS socket's BIO pair: appends records to
+ * tls_out; never a short write, never a retry. */
+static int wbio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+    pc_sock *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!s || !s->tls_out || evbuffer_add(s->tls_out, data, len) != 0)
+        return 0;
+    *written = len;
+    return 1;
+}
+
+static long wbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *wmeth;
+
+static void wbio_init(void)
+{
+    int type = BIO_get_new_index();
+    wmeth = type > 0 ? BIO_meth_new(type | BIO_TYPE_SOURCE_SINK,
+                                    "portcullis records out")
+                     : NULL;
+    if (!wmeth || BIO_meth_set_write_ex(wmeth, wbio_write) != 1 ||
+        BIO_meth_set_ctrl(wmeth, wbio_ctrl) != 1)
+        pc_oom("TLS BIO method");
+}
+
+static const BIO_METHOD *wbio_method(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, wbio_init);
+    return wmeth;
+}
+
 static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
 {
     pc_sock *s = pc_xcalloc(1, sizeof *s);
@@ -569,12 +789,18 @@ static pc_sock *sock_new(pc_sock_loop *l, int fd, SSL *ssl)
                  EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, io_cb, s);
     evtimer_assign(&s->timer, l->base, timer_cb, s);
     if (ssl) {
-        SSL_set_fd(ssl, fd);
-        BIO *b = SSL_get_rbio(ssl);
-        if (b) {
-            BIO_set_callback_arg(b, (char *)(void *)s);
-            BIO_set_callback_ex(b, bio_cb);
-        }
+        /* Reads straight from the socket (bio_cb watches them); records
+         * written go to tls_out. */
+        BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
+        BIO *wb = BIO_new(wbio_method());
+        s->tls_out = evbuffer_new();
+        if (!rb || !wb || !s->tls_out)
+            pc_oom("TLS socket");
+        BIO_set_data(wb, s);
+        BIO_set_init(wb, 1);
+        BIO_set_callback_arg(rb, (char *)(void *)s);
+        BIO_set_callback_ex(rb, bio_cb);
+        SSL_set_bio(ssl, rb, wb);
         SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
@@ -634,11 +860,17 @@ void pc_sock_free(pc_sock *s)
     event_del(&s->io);
     event_del(&s->timer);
     if (s->ssl) {
-        if (!s->handshaking && !s->connecting && !s->eof)
+        if (!s->handshaking && !s->connecting && !s->eof) {
             SSL_shutdown(s->ssl); /* best effort close_notify */
+            if (s->fd >= 0 && evbuffer_get_length(s->tls_out) > 0)
+                (void)evbuffer_write(s->tls_out, s->fd);
+        }
         SSL_free(s->ssl);
         s->ssl = NULL;
     }
+    if (s->tls_out)
+        evbuffer_free(s->tls_out);
+    s->tls_out = NULL;
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -667,6 +899,11 @@ struct evbuffer *pc_sock_output(pc_sock *s)
     return s->out;
 }
 
+size_t pc_sock_pending(const pc_sock *s)
+{
+    return queued(s);
+}
+
 int pc_sock_fd(const pc_sock *s)
 {
     return s->fd;
@@ -682,8 +919,7 @@ int pc_sock_release_tls_buffers(pc_sock *s)
     /* SSL_free_buffers refuses (0) while a buffer holds bytes not yet
      * consumed or sent: then the next sweep tries again. OpenSSL allocates
      * them again by itself at the next SSL_read / SSL_write. */
-    if (!s->ssl || s->dead || s->handshaking ||
-        evbuffer_get_length(s->out) > 0)
+    if (!s->ssl || s->dead || s->handshaking || queued(s) > 0)
         return 0;
     return SSL_free_buffers(s->ssl) == 1;
 }
@@ -723,7 +959,7 @@ void pc_sock_set_timeouts(pc_sock *s, uint64_t read_ms, uint64_t write_ms)
     s->rto = read_ms * 1000000ull;
     s->wto = write_ms * 1000000ull;
     s->rmark = pc_now_mark_ns();
-    if (evbuffer_get_length(s->out) == 0) {
+    if (queued(s) == 0) {
         /* Queued output keeps its progress mark: a new read phase (the
          * next pipelined request) does not excuse a peer that is not
          * reading. */

@@ -464,7 +464,7 @@ static void h_body_end(pc_req *r)
 static size_t h_backlog(pc_req *r)
 {
     fwd *f = r->handler_ctx;
-    return f->a.uc ? evbuffer_get_length(pc_sock_output(f->a.uc->sock)) : 0;
+    return f->a.uc ? pc_sock_pending(f->a.uc->sock) : 0;
 }
 
 static void h_resume(pc_req *r)
@@ -526,7 +526,7 @@ static void complete(fwd *f)
      * differently from us: that connection is never reused. */
     int keep = uc && f->a.resp.framing.kind != PC_FRAME_CLOSE &&
                upstream_keeps(&uc->parser) && f->body_done &&
-               evbuffer_get_length(pc_sock_output(uc->sock)) == 0 &&
+               pc_sock_pending(uc->sock) == 0 &&
                evbuffer_get_length(pc_sock_input(uc->sock)) == 0;
     detach_conn(f, keep);
     r->handler = NULL;
