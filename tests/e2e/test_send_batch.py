@@ -11,13 +11,12 @@ slowly gets a large body intact while the gateway's memory stays flat
 import socket
 import threading
 import time
-import zlib
 
 import pytest
 
 import helpers
 from helpers import RawConn, build_request
-from test_streaming import RssSampler
+from test_streaming import RssSampler, SlowSink
 from upstream import pattern_bytes, pattern_crc
 
 CONNS = 48
@@ -131,16 +130,7 @@ def test_tls_slow_reader_gets_64m_intact_memory_flat(sb):
         assert c.read_response().status == 200  # warm: buffers and pool touched
     time.sleep(0.2)
     baseline = helpers.rss_kib(sb.gw.pid)
-    state = {"crc": 0, "n": 0}
-    t0 = time.monotonic()
-
-    def slow_sink(data):
-        state["crc"] = zlib.crc32(data, state["crc"])
-        state["n"] += len(data)
-        ahead = state["n"] / (RATE_MIB << 20) - (time.monotonic() - t0)
-        if ahead > 0:
-            time.sleep(ahead)
-
+    slow_sink = SlowSink(RATE_MIB)
     raw = socket.create_connection(("127.0.0.1", sb.tls), timeout=30)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
     s = helpers.client_ctx(sb.certs.ca).wrap_socket(raw, server_hostname="a.test")
@@ -149,6 +139,6 @@ def test_tls_slow_reader_gets_64m_intact_memory_flat(sb):
         c.recv_size = 64 * 1024
         r = c.read_response(body_sink=slow_sink)
     assert r.status == 200
-    assert state["n"] == BIG and state["crc"] == pattern_crc(BIG)
+    assert slow_sink.n == BIG and slow_sink.crc == pattern_crc(BIG)
     grew = rs.peak - baseline
     assert grew < RSS_BOUND_KIB, "RSS grew by %d KiB (baseline %d KiB)" % (grew, baseline)

@@ -84,23 +84,32 @@ def test_upload_256m_bounded_rss(sg):
     assert time.monotonic() - t0 < 40
 
 
-def test_download_256m_bounded_rss(sg):
-    state = {"crc": 0, "n": 0}
-    t0 = time.monotonic()
+class SlowSink:
+    """A body sink that reads at rate_mib MiB/s at most (sleeping ahead of
+    the rate), keeping the byte count and the CRC-32 of what it got."""
 
-    def slow_sink(data):
-        state["crc"] = zlib.crc32(data, state["crc"])
-        state["n"] += len(data)
-        ahead = state["n"] / (RATE_MIB << 20) - (time.monotonic() - t0)
+    def __init__(self, rate_mib):
+        self.rate, self.crc, self.n = rate_mib << 20, 0, 0
+        self.t0 = time.monotonic()
+
+    def __call__(self, data):
+        self.crc = zlib.crc32(data, self.crc)
+        self.n += len(data)
+        ahead = self.n / self.rate - (time.monotonic() - self.t0)
         if ahead > 0:
             time.sleep(ahead)
+
+
+def test_download_256m_bounded_rss(sg):
+    slow_sink = SlowSink(RATE_MIB)
+    t0 = slow_sink.t0
     with RssSampler(sg.gw.pid) as rs, RawConn(sg.port, timeout=60) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
         c.send(build_request("GET", "/stream/%d" % SIZE))
         c.recv_size = 64 * 1024
         r = c.read_response(body_sink=slow_sink)
     assert r.status == 200
-    assert state["n"] == SIZE and state["crc"] == sg.expected_crc
+    assert slow_sink.n == SIZE and slow_sink.crc == sg.expected_crc
     assert_bounded(sg, rs.peak, "256 MiB download")
     assert time.monotonic() - t0 < 40
 
