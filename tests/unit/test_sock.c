@@ -11,6 +11,8 @@
  * fairness bound with no read high watermark gets everything, and the send
  * timeout is measured on progress (a trickling reader times out). */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <criterion/criterion.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -412,4 +414,63 @@ Test(sock_send, steady_reader_does_not_time_out)
     cr_assert_eq(what, 0, "event %#x after the peer took %zu bytes",
                  (unsigned)what, got);
     cr_assert_gt(got, 128 * 1024, "%zu", got);
+}
+
+/* One flush with more sockets than one send batch holds (64): all of a
+ * loop turn's writes are queued before the flush runs, so the batch is
+ * submitted in several pieces, and every peer must get its own bytes,
+ * whole and in order (three chains per socket: three iovecs in one send).
+ * The same with batching off (PORTCULLIS_NO_URING: one send per socket). */
+#define MANY 150
+
+static void many_sockets_one_flush(void)
+{
+    struct event_base *base = event_base_new();
+    pc_sock_loop *lp = pc_sock_loop_new(base);
+    pc_sock *s[MANY];
+    int pfd[MANY];
+    for (int i = 0; i < MANY; i++) {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        s[i] = pc_sock_accept(lp, sv[0], NULL);
+        cr_assert_not_null(s[i]);
+        pfd[i] = sv[1];
+        cr_assert_eq(fcntl(pfd[i], F_SETFL, O_NONBLOCK), 0);
+    }
+    /* first turn: the sockets learn they are writable */
+    for (int k = 0; k < 5; k++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    static const char mid[] = "-middle-";
+    for (int i = 0; i < MANY; i++) {
+        struct evbuffer *out = pc_sock_output(s[i]);
+        evbuffer_add_printf(out, "head of %d", i);
+        evbuffer_add_reference(out, mid, sizeof mid - 1, NULL, NULL);
+        evbuffer_add_printf(out, "tail of %d\n", i);
+    }
+    for (int k = 0; k < 5; k++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    for (int i = 0; i < MANY; i++) {
+        char want[64], got[128];
+        int wl = snprintf(want, sizeof want, "head of %d-middle-tail of %d\n", i, i);
+        ssize_t n = read(pfd[i], got, sizeof got);
+        cr_assert_eq(n, wl, "socket %d: %zd bytes", i, n);
+        cr_assert_eq(memcmp(got, want, (size_t)wl), 0, "socket %d", i);
+        cr_assert_eq(pc_sock_pending(s[i]), 0);
+        pc_sock_free(s[i]);
+        close(pfd[i]);
+    }
+    pc_sock_loop_free(lp);
+    event_base_free(base);
+}
+
+Test(sock_send, more_sockets_than_one_batch_holds)
+{
+    unsetenv("PORTCULLIS_NO_URING");
+    many_sockets_one_flush();
+}
+
+Test(sock_send, more_sockets_one_send_each_without_batching)
+{
+    setenv("PORTCULLIS_NO_URING", "1", 1);
+    many_sockets_one_flush();
 }
