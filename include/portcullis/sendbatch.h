@@ -12,9 +12,11 @@
  * full gets -EAGAIN in its result, as send(2) would, and nothing stays in
  * flight after pc_sendbatch_run returns; the caller's buffers need only
  * live until then. Where io_uring is missing or forbidden (old kernel,
- * kernel.io_uring_disabled, a seccomp filter) or PORTCULLIS_NO_URING is set
- * in the environment, pc_sendbatch_new returns NULL and the caller sends
- * one socket at a time. */
+ * kernel.io_uring_disabled, a seccomp filter), where a check at creation
+ * finds that a send to a full socket does not fail at once (a kernel that
+ * would park it and make the event loop wait), or where
+ * PORTCULLIS_NO_URING is set in the environment, pc_sendbatch_new returns
+ * NULL and the caller sends one socket at a time. */
 #ifndef PORTCULLIS_SENDBATCH_H
 #define PORTCULLIS_SENDBATCH_H
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "portcullis/util.h"
 
@@ -33,6 +34,55 @@ struct pc_sendbatch {
 };
 
 #define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL)
+
+/* The whole design rests on a full socket answering -EAGAIN inside the
+ * submitting call. A kernel that cannot send through io_uring, or that
+ * parks such a send until the socket drains (the event loop would then
+ * wait in pc_sendbatch_run), is found out here, once per ring: a send to a
+ * socket filled to EAGAIN must complete with -EAGAIN within 200 ms. */
+static int sends_fail_fast(struct io_uring *ring, const char **why)
+{
+    struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+    if (!p) {
+        *why = "io_uring has no opcode probe (kernel before 5.6)";
+        return 0;
+    }
+    int ops = io_uring_opcode_supported(p, IORING_OP_SEND) &&
+              io_uring_opcode_supported(p, IORING_OP_SENDMSG);
+    io_uring_free_probe(p);
+    if (!ops) {
+        *why = "io_uring cannot send here";
+        return 0;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   sv) != 0) {
+        *why = "no socketpair for the io_uring check";
+        return 0;
+    }
+    static char junk[4096]; /* static: outlives a parked send */
+    while (write(sv[0], junk, sizeof junk) > 0)
+        ;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    int res = 1;
+    if (sqe) {
+        io_uring_prep_send(sqe, sv[0], junk, sizeof junk, SEND_FLAGS);
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
+        struct io_uring_cqe *cqe = NULL;
+        int r = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+        if (r >= 0 && cqe) {
+            res = cqe->res;
+            io_uring_cqe_seen(ring, cqe);
+        }
+    }
+    close(sv[0]);
+    close(sv[1]);
+    if (res != -EAGAIN) {
+        *why = "io_uring does not fail a send to a full socket at once";
+        return 0;
+    }
+    return 1;
+}
 
 pc_sendbatch *pc_sendbatch_new(unsigned max, const char **why)
 {
@@ -56,12 +106,7 @@ pc_sendbatch *pc_sendbatch_new(unsigned max, const char **why)
         free(b);
         return NULL;
     }
-    /* Sends must be able to fail fast instead of being parked: the
-     * non-blocking behaviour of MSG_DONTWAIT under io_uring needs a kernel
-     * that reports IORING_FEAT_NODROP (5.5+) at least; older ones are
-     * refused outright. */
-    if (!(b->ring.features & IORING_FEAT_NODROP)) {
-        *why = "kernel io_uring too old";
+    if (!sends_fail_fast(&b->ring, why)) {
         io_uring_queue_exit(&b->ring);
         free(b);
         return NULL;
