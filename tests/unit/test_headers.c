@@ -201,6 +201,41 @@ Test(headers, field_name_and_value_table)
     cr_assert(!pc_header_value_valid("a\0b", 3), "NUL in a value");
 }
 
+/* pc_header_value_valid checks eight bytes at a time: against the byte
+ * rule itself, every single byte value at every position of values of
+ * every length from 0 to 40 (so in each lane of a word and in the tail),
+ * over a background of tabs, spaces, obs-text and visible ASCII. */
+static int value_ok_slow(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+Test(headers, value_valid_word_at_a_time_matches_the_byte_rule)
+{
+    static const unsigned char bg[] = {'a', '\t', ' ', 0x80, 0xff, '~', 0x21, 0x7e};
+    unsigned char buf[48];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t b = 0; b < sizeof bg; b++) {
+            for (size_t i = 0; i < n; i++)
+                buf[i] = bg[(i + b) % sizeof bg];
+            cr_assert_eq(pc_header_value_valid((char *)buf, n), 1, "n %zu", n);
+            for (size_t pos = 0; pos < n; pos++) {
+                unsigned char keep = buf[pos];
+                for (int v = 0; v < 256; v++) {
+                    buf[pos] = (unsigned char)v;
+                    cr_assert_eq(pc_header_value_valid((char *)buf, n),
+                                 value_ok_slow(buf, n),
+                                 "n %zu pos %zu byte %#x", n, pos, v);
+                }
+                buf[pos] = keep;
+            }
+        }
+    }
+}
+
 /* ---- CONTRACT §3 "Header order upstream" ------------------------------ */
 
 static pc_req *fake_req(void)
