@@ -54,8 +54,8 @@
  * must take at least SEND_PROGRESS bytes per write timeout. */
 #define SEND_PROGRESS 16384
 
-/* Plain sockets' sends of one flush go to the kernel together (see
- * sendbatch.h), up to this many per system call. */
+/* The sends of one flush (plain bytes, TLS records) go to the kernel
+ * together (see sendbatch.h), up to this many per system call. */
 #define BATCH_MAX 64
 
 struct pc_sock_loop {
@@ -65,7 +65,6 @@ struct pc_sock_loop {
     int active;
     pc_sendbatch *batch; /* NULL: one send(2) per socket */
     pc_sock *bsock[BATCH_MAX];
-    size_t breq[BATCH_MAX];
     ssize_t bres[BATCH_MAX];
 };
 
@@ -289,12 +288,15 @@ static void do_read(pc_sock *s, int force)
     }
 }
 
-/* Sends the records OpenSSL produced. 1: all sent; 0: the kernel said
- * EAGAIN (writable cleared); -1: error (errno). *n counts the bytes. */
-static int tls_send(pc_sock *s, size_t *n)
+/* Sends b (the plaintext of a plain socket, or the records OpenSSL
+ * produced) until it is empty or the kernel says EAGAIN. evbuffer_write
+ * hands at most 128 chains to one writev, so a short count does not prove
+ * the send buffer is full. 1: all sent; 0: EAGAIN (writable cleared);
+ * -1: error (errno). *n counts the bytes sent. */
+static int send_buf(pc_sock *s, struct evbuffer *b, size_t *n)
 {
-    while (evbuffer_get_length(s->tls_out) > 0) {
-        int k = evbuffer_write(s->tls_out, s->fd);
+    while (evbuffer_get_length(b) > 0) {
+        int k = evbuffer_write(b, s->fd);
         if (k < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 s->writable = 0;
@@ -348,46 +350,26 @@ static void do_write(pc_sock *s)
     s->batch_wrote = 0;
     if (s->connecting || s->handshaking || s->fd < 0)
         return;
-    if (s->ssl) {
-        /* Records first (they are older than any plaintext), then more
-         * plaintext once they are gone. */
-        for (;;) {
-            size_t n = 0;
-            int r = tls_send(s, &n);
-            if (n > 0)
-                wrote = 1;
-            if (r < 0) {
-                emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
-                return;
-            }
-            if (r == 0 || evbuffer_get_length(s->out) == 0 ||
-                s->write_wants_read)
-                break;
-            if (tls_encrypt(s) < 0) {
-                emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
-                return;
-            }
-            if (evbuffer_get_length(s->tls_out) == 0)
-                break; /* SSL_write waits for the peer */
-        }
-    }
-    while (!s->ssl && evbuffer_get_length(s->out) > 0) {
-        /* evbuffer_write hands at most 128 chains to one writev, so a
-         * short count does not prove the send buffer is full: keep
-         * writing until it is empty or the kernel says EAGAIN. */
-        int n = evbuffer_write(s->out, s->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                s->writable = 0;
-                break;
-            }
-            if (errno == EINTR)
-                continue;
+    /* TLS: records first (they are older than any plaintext), then more
+     * plaintext once they are gone. */
+    for (;;) {
+        size_t n = 0;
+        int r = send_buf(s, s->ssl ? s->tls_out : s->out, &n);
+        if (n > 0)
+            wrote = 1;
+        if (r < 0) {
             emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
             return;
         }
-        wrote = 1;
-        sent((size_t)n, s);
+        if (!s->ssl || r == 0 || evbuffer_get_length(s->out) == 0 ||
+            s->write_wants_read)
+            break;
+        if (tls_encrypt(s) < 0) {
+            emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
+            return;
+        }
+        if (evbuffer_get_length(s->tls_out) == 0)
+            break; /* SSL_write waits for the peer */
     }
     if (s->write_retry && !s->write_wants_read) {
         /* An SSL_write that had to read got what it waited for and may
@@ -426,7 +408,7 @@ static void handshake(pc_sock *s)
     ERR_clear_error();
     int r = SSL_do_handshake(s->ssl);
     size_t n = 0;
-    if (tls_send(s, &n) < 0) { /* the flight it just wrote, if any */
+    if (send_buf(s, s->tls_out, &n) < 0) { /* the flight it just wrote */
         emit(s, PC_SOCK_ERROR | PC_SOCK_WRITING);
         return;
     }
@@ -581,9 +563,8 @@ static void batch_done(pc_sock_loop *l, unsigned n)
         pc_sock *s = l->bsock[i];
         ssize_t r = l->bres[i];
         if (r > 0) {
-            size_t done = (size_t)r <= l->breq[i] ? (size_t)r : l->breq[i];
-            evbuffer_drain(s->ssl ? s->tls_out : s->out, done);
-            sent(done, s);
+            evbuffer_drain(s->ssl ? s->tls_out : s->out, (size_t)r);
+            sent((size_t)r, s);
             s->batch_wrote = 1;
         } else if (r == -EAGAIN || r == -EWOULDBLOCK) {
             s->writable = 0;
@@ -623,11 +604,9 @@ static void batch_sends(pc_sock_loop *l)
         if (k > PC_SENDBATCH_IOV)
             k = PC_SENDBATCH_IOV;
         struct iovec iov[PC_SENDBATCH_IOV];
-        size_t req = 0;
         for (int j = 0; j < k; j++) {
             iov[j].iov_base = v[j].iov_base;
             iov[j].iov_len = v[j].iov_len;
-            req += v[j].iov_len;
         }
         if (n == BATCH_MAX) {
             batch_done(l, n);
@@ -637,9 +616,7 @@ static void batch_sends(pc_sock_loop *l)
         }
         if (pc_sendbatch_add(l->batch, s->fd, iov, k) < 0)
             continue;
-        l->bsock[n] = s;
-        l->breq[n] = req;
-        n++;
+        l->bsock[n++] = s;
     }
     batch_done(l, n);
 }
