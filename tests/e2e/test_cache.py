@@ -656,8 +656,8 @@ def test_purge_contract_s5(gw):
 
 def test_metric_and_access_log(gw):
     t = doc("/c", cc="max-age=60")
-    get(gw, t)
-    get(gw, t)
+    get(gw, t, headers={"X-Request-Id": "cache-log-first"})
+    get(gw, t, headers={"X-Request-Id": "cache-log-second"})
     get(gw, "/p/x")
     text = request(gw.admin_port, "GET", "/metrics", host="127.0.0.1").body.decode()
     assert 'portcullis_cache_requests_total{route="c",result="hit"}' in text
@@ -666,8 +666,13 @@ def test_metric_and_access_log(gw):
     def lines():
         return [json.loads(x) for x in open(gw.access).read().splitlines() if x]
     helpers.wait_for(lambda: any(e["path"] == "/p/x" for e in lines()), what="log")
-    es = [e for e in lines() if e["path"] == t.split("?")[0]]
-    assert [e["cache"] for e in es][-2:] == ["MISS", "HIT"]
+    # Two workers: the writer takes each worker's ring in turn, so lines of
+    # requests a few ms apart on different workers need not be in time
+    # order; each request is found by its id.
+    by_id = {e["request_id"]: e for e in lines()}
+    es = [by_id["cache-log-first"], by_id["cache-log-second"]]
+    assert all(e["path"] == t.split("?")[0] for e in es)
+    assert [e["cache"] for e in es] == ["MISS", "HIT"]
     assert [e["cache"] for e in lines() if e["path"] == "/p/x"] == [None]
 
 
